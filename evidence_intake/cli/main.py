@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "sign_cmds",
     "audit_cmds",
     "bundle_cmds",
+    "submit_cmds",
     "server_cmds",
 )
 
