@@ -240,7 +240,7 @@ def test_altered_enc_is_no_match_not_an_error(
 def _malformed(stanza: Stanza) -> dict[str, Stanza]:
     enc = _unb64(stanza.args[0])
     arg = stanza.args[0]
-    # 1120 bytes is 1494 base64 characters; the last carries 4 data bits and 2
+    # 1120 bytes is 1494 base64 characters; the last carries 2 data bits and 4
     # bits that a canonical encoding leaves at zero. Setting one keeps the value.
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
     non_canonical = arg[:-1] + alphabet[alphabet.index(arg[-1]) | 1]
