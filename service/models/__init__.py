@@ -1,0 +1,10 @@
+"""The registry of every ORM model module.
+
+Importing this package imports each model module, so that ``Base.metadata``
+holds every table (Alembic's env.py and the tests rely on it). Each model's
+owner adds one import line here.
+"""
+
+from . import accounts, recipients
+
+__all__ = ["accounts", "recipients"]

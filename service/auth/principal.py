@@ -1,0 +1,120 @@
+"""Who is calling: a bearer API token or a session cookie, resolved to an account.
+
+Order: an ``Authorization: Bearer`` header wins; a browser session cookie is
+used otherwise. A cookie-authenticated request with an unsafe method must
+carry the session's CSRF token in ``X-CSRF-Token`` (the browser sends the
+cookie to any site's form post; it never lets another site read the token).
+Bearer tokens need no CSRF check: browsers never attach them on their own.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from fastapi import Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..errors import AuthenticationError, CSRFError
+from ..models.accounts import Account, ApiToken, LoginSession, Role
+from ..models.types import utcnow
+from ..settings import Settings
+from .tokens import API_TOKEN_PREFIX, csrf_token_for, digests_equal, token_digest
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "x-csrf-token"
+# Writes of "last used" are rate-limited so reads stay reads.
+_TOUCH_INTERVAL = timedelta(seconds=60)
+
+
+def session_cookie_name(settings: Settings) -> str:
+    # The __Host- prefix makes the browser refuse the cookie unless it is
+    # Secure, host-only and for path /, so a sibling domain cannot plant one.
+    return "__Host-intake_session" if settings.cookie_secure else "intake_session"
+
+
+CSRF_COOKIE_NAME = "intake_csrf"
+
+
+@dataclass(frozen=True)
+class Principal:
+    account_id: str
+    role: Role
+    via: str  # "token" or "session"
+    credential_id: str  # the API token's or the session's id
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise AuthenticationError("malformed Authorization header; use 'Bearer TOKEN'")
+    return value.strip()
+
+
+def _active_account(session: Session, account_id: str) -> Account:
+    account = session.get(Account, account_id)
+    if account is None or account.disabled:
+        raise AuthenticationError("this account is disabled")
+    return account
+
+
+def _from_token(session: Session, token: str, now: datetime) -> Principal:
+    if not token.startswith(API_TOKEN_PREFIX):
+        raise AuthenticationError("invalid or revoked API token")
+    digest = token_digest(token)
+    row = session.scalars(select(ApiToken).where(ApiToken.token_sha256 == digest)).one_or_none()
+    if row is None or row.revoked_at is not None or not digests_equal(row.token_sha256, digest):
+        raise AuthenticationError("invalid or revoked API token")
+    account = _active_account(session, row.account_id)
+    if row.last_used_at is None or now - row.last_used_at > _TOUCH_INTERVAL:
+        row.last_used_at = now
+    return Principal(account.id, account.role, "token", row.id)
+
+
+def _from_session(request: Request, session: Session, settings: Settings,
+                  cookie: str, now: datetime) -> Principal:
+    digest = token_digest(cookie)
+    row = session.scalars(
+        select(LoginSession).where(LoginSession.token_sha256 == digest)).one_or_none()
+    if (row is None or row.ended_at is not None or row.expires_at <= now
+            or now - row.last_seen_at > timedelta(seconds=settings.session_idle_seconds)
+            or not digests_equal(row.token_sha256, digest)):
+        raise AuthenticationError("your session has ended; sign in again")
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        expected = csrf_token_for(settings.secret_key_bytes(), digest)
+        if not hmac.compare_digest(sent.encode("utf-8", "replace"), expected.encode("ascii")):
+            raise CSRFError(f"send the session's CSRF token in the {CSRF_HEADER} header")
+    account = _active_account(session, row.account_id)
+    if now - row.last_seen_at > _TOUCH_INTERVAL:
+        row.last_seen_at = now
+    return Principal(account.id, account.role, "session", row.id)
+
+
+def authenticate(request: Request, session: Session, settings: Settings) -> Principal | None:
+    """The caller's principal, None if anonymous; raises if credentials are bad.
+
+    The transaction is ended before returning, so a long upload that follows
+    does not hold a database lock (SQLite transactions take the write lock).
+    """
+    now = utcnow()
+    try:
+        token = _bearer(request)
+        if token is not None:
+            principal: Principal | None = _from_token(session, token, now)
+        else:
+            cookie = request.cookies.get(session_cookie_name(settings))
+            principal = (_from_session(request, session, settings, cookie, now)
+                         if cookie else None)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    if principal is not None:
+        request.scope.setdefault("state", {})["account_id"] = principal.account_id
+    return principal

@@ -1,0 +1,87 @@
+"""Database engine and sessions, made from settings (never at import time).
+
+SQLite is the embedded default. Each connection gets:
+
+- ``journal_mode=WAL`` so readers never block the writer;
+- ``foreign_keys=ON`` (SQLite ignores foreign keys otherwise);
+- ``busy_timeout`` so concurrent writers wait instead of failing;
+- ``synchronous=FULL``: a committed statement survives a power cut, which an
+  evidence store owes its witnesses;
+- transactions opened with ``BEGIN IMMEDIATE``: the write lock is taken at the
+  start, so two transactions that both read then write cannot deadlock on the
+  lock upgrade, and audit-log appends (read the head, write the next entry)
+  are serialised across processes.
+
+PostgreSQL (``postgresql+psycopg://``) is used as is; pool pre-ping drops
+connections the server closed, so several workers survive a database restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from .settings import Settings
+
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy (the "begin" hook below) decide when transactions
+        # start, instead of the sqlite3 module's implicit BEGIN.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA synchronous=FULL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine_from_settings(settings: Settings) -> Engine:
+    """A new engine for ``settings.sqlalchemy_url``; the caller disposes of it."""
+    url = settings.sqlalchemy_url
+    if url.startswith("sqlite"):
+        if settings.database_url is None:
+            settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Database:
+    """An engine and its session factory; one per application instance."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions = sessionmaker(bind=engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        return cls(create_engine_from_settings(settings))
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session whose uncommitted work is rolled back when the block ends."""
+        with self.sessions() as session:
+            try:
+                yield session
+            except BaseException:
+                session.rollback()
+                raise
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,149 @@
+"""Receiving bodies and their investigators' keys: the admin side of consent.
+
+Threat model: whoever controls the recipient list decides who can read every
+future statement. So: each key is checked by the age parser before it is
+stored; its fingerprint is shown for an out-of-band check with the
+investigator; every change is an audit entry; keys are retired, never
+deleted (old statements stay linked to the key they were sealed to); and
+with ``require_pq_recipients`` classical keys are refused for new recipients,
+so a body's protection can only be raised, never silently lowered.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from . import audit_hook
+from .errors import ConflictError, NotFoundError, PolicyError
+from .models.recipients import KeyKind, ReceivingBody, Recipient
+from .models.types import utcnow
+from .settings import Settings
+
+
+@dataclass(frozen=True)
+class ParsedRecipient:
+    canonical: str
+    kind: KeyKind
+    fingerprint: str
+
+
+def fingerprint(canonical_recipient: str) -> str:
+    """``SHA256:`` and the unpadded base64 of SHA-256 over the recipient string.
+
+    The same form as OpenSSH's key fingerprints, which investigators know how
+    to read aloud and compare.
+    """
+    digest = hashlib.sha256(canonical_recipient.encode("ascii")).digest()
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
+
+
+def parse_recipient_string(text: str) -> ParsedRecipient:
+    """Validate an ``age1…`` or ``age1pq1…`` string with the age parser.
+
+    Raises :class:`PolicyError` with the parser's message (which quotes no key).
+    """
+    from ..crypto.age.keys import PQ_RECIPIENT_PREFIX, parse_recipient
+    from ..crypto.errors import CryptoError
+
+    try:
+        parsed = parse_recipient(text.strip())
+    except CryptoError as err:
+        raise PolicyError(f"not a valid age recipient: {err}") from err
+    canonical = str(parsed)
+    kind = KeyKind.mlkem768x25519 if canonical.startswith(PQ_RECIPIENT_PREFIX) else KeyKind.x25519
+    return ParsedRecipient(canonical, kind, fingerprint(canonical))
+
+
+def list_bodies(session: Session) -> list[ReceivingBody]:
+    return list(session.scalars(select(ReceivingBody).options(
+        selectinload(ReceivingBody.recipients)).order_by(ReceivingBody.name)))
+
+
+def get_body(session: Session, body_id: str) -> ReceivingBody:
+    body = session.get(ReceivingBody, body_id, options=[selectinload(ReceivingBody.recipients)])
+    if body is None:
+        raise NotFoundError("no such receiving body")
+    return body
+
+
+def create_body(session: Session, *, actor: str, name: str, description: str) -> ReceivingBody:
+    name = name.strip()
+    if session.scalars(select(ReceivingBody).where(ReceivingBody.name == name)).first():
+        raise ConflictError("a receiving body with that name exists")
+    body = ReceivingBody(name=name, description=description)
+    session.add(body)
+    session.flush()
+    audit_hook.record(session, actor=actor, action="body.created", subject={"body": body.id})
+    session.commit()
+    return body
+
+
+def add_recipient(session: Session, settings: Settings, *, actor: str, body_id: str,
+                  organisation: str, person: str, recipient: str) -> Recipient:
+    body = get_body(session, body_id)
+    parsed = parse_recipient_string(recipient)
+    if settings.require_pq_recipients and not parsed.kind.post_quantum:
+        raise PolicyError("this node requires post-quantum (age1pq1…) keys for new recipients")
+    for existing in body.recipients:
+        if existing.recipient == parsed.canonical:
+            raise ConflictError("that key is already registered for this body"
+                                + (" (retired)" if existing.retired_at else ""))
+    row = Recipient(body_id=body.id, organisation=organisation.strip(), person=person.strip(),
+                    recipient=parsed.canonical, kind=parsed.kind,
+                    fingerprint=parsed.fingerprint, created_by=actor)
+    session.add(row)
+    session.flush()
+    audit_hook.record(session, actor=actor, action="recipient.added",
+                      subject={"body": body.id, "recipient": row.id},
+                      details={"fingerprint": row.fingerprint, "kind": row.kind.value})
+    session.commit()
+    return row
+
+
+def retire_recipient(session: Session, *, actor: str, body_id: str,
+                     recipient_id: str) -> Recipient:
+    row = session.get(Recipient, recipient_id)
+    if row is None or row.body_id != body_id:
+        raise NotFoundError("no such recipient in this body")
+    if row.retired_at is not None:
+        raise ConflictError("the recipient is already retired")
+    row.retired_at = utcnow()
+    audit_hook.record(session, actor=actor, action="recipient.retired",
+                      subject={"body": body_id, "recipient": row.id},
+                      details={"fingerprint": row.fingerprint})
+    session.commit()
+    return row
+
+
+def active_recipients_for_bodies(session: Session,
+                                 body_ids: Iterable[str]) -> dict[str, list[Recipient]]:
+    """The active (not retired) recipients of each body, keyed by body id.
+
+    Every requested id is a key of the result, with an empty list when the body
+    has no active key, so the caller can refuse to seal ("no consent, no
+    seal"). An id naming no body raises :class:`NotFoundError`.
+    """
+    wanted = list(dict.fromkeys(body_ids))
+    found = set(session.scalars(select(ReceivingBody.id).where(ReceivingBody.id.in_(wanted))))
+    missing = [b for b in wanted if b not in found]
+    if missing:
+        raise NotFoundError(f"no such receiving body: {', '.join(sorted(missing))}")
+    out: dict[str, list[Recipient]] = {body_id: [] for body_id in wanted}
+    rows = session.scalars(select(Recipient).where(
+        Recipient.body_id.in_(wanted), Recipient.retired_at.is_(None))
+        .order_by(Recipient.created_at, Recipient.id))
+    for row in rows:
+        out[row.body_id].append(row)
+    return out
+
+
+def key_kinds(body: ReceivingBody) -> list[KeyKind]:
+    """The kinds of the body's active keys, post-quantum first."""
+    kinds = {r.kind for r in body.recipients if r.retired_at is None}
+    return sorted(kinds, key=lambda k: (not k.post_quantum, k.value))
