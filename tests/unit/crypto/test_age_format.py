@@ -1,0 +1,59 @@
+"""Header encoding details the CCTV vectors do not pin down on their own."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from evidence_intake.crypto.age import format as age_format
+from evidence_intake.crypto.age.stanza import Stanza
+from evidence_intake.crypto.errors import HeaderError
+
+MAC = bytes(range(32))
+
+
+def test_body_of_48_bytes_ends_with_an_empty_line() -> None:
+    encoded = age_format.encode_stanza(Stanza("t", ("a",), bytes(48)))
+    lines = encoded.split(b"\n")
+    assert lines == [b"-> t a", b"A" * 64, b"", b""]
+
+
+def test_empty_body_is_one_empty_line() -> None:
+    assert age_format.encode_stanza(Stanza("t", (), b"")) == b"-> t\n\n"
+
+
+def test_round_trip_keeps_stanzas_and_bytes() -> None:
+    stanzas = [Stanza("X25519", ("abc",), bytes(32)), Stanza("grease-!~", (), bytes(100))]
+    header = age_format.encode(stanzas, MAC)
+    src = io.BytesIO(header + b"payload")
+    parsed = age_format.parse_unverified(src)  # type: ignore[arg-type]
+    assert list(parsed.stanzas) == stanzas
+    assert parsed.mac == MAC
+    assert parsed.mac_input == age_format.encode_without_mac(stanzas)
+    assert src.read() == b"payload"
+
+
+@pytest.mark.parametrize("text", ["AA==", "AB", "A", "AAA\n", "AA A", "ÄA"])
+def test_non_canonical_or_invalid_base64_is_rejected(text: str) -> None:
+    # "AB" decodes (to 0x00) only by ignoring set trailing bits.
+    with pytest.raises(HeaderError):
+        age_format.b64_decode(text)
+
+
+def test_canonical_base64_is_accepted() -> None:
+    assert age_format.b64_decode("AA") == b"\x00"
+    assert age_format.b64_decode("") == b""
+
+
+@pytest.mark.parametrize("arg", ["", "a b", "tab\t", "é"])
+def test_encoder_refuses_arguments_the_parser_would_reject(arg: str) -> None:
+    with pytest.raises(HeaderError):
+        age_format.encode_stanza(Stanza("t", (arg,), b""))
+
+
+def test_overlong_line_is_refused_without_buffering_it_all() -> None:
+    src = io.BytesIO(age_format.INTRO + b"-> " + b"a" * (1 << 20) + b"\n")
+    with pytest.raises(HeaderError):
+        age_format.parse_unverified(src)  # type: ignore[arg-type]
+    # The parser stopped after the line limit instead of reading the whole line.
+    assert src.tell() < 100 * 1024
