@@ -5,6 +5,6 @@ holds every table (Alembic's env.py and the tests rely on it). Each model's
 owner adds one import line here.
 """
 
-from . import accounts, recipients
+from . import accounts, recipients, statements
 
-__all__ = ["accounts", "recipients"]
+__all__ = ["accounts", "recipients", "statements"]

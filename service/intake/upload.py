@@ -1,0 +1,130 @@
+"""Receive one ``POST /api/v1/statements`` body as a stream and commit it.
+
+The HTTP layer hands over the body as an async iterator of chunks. Sizes are
+checked here before any parsing: the declared ``Content-Length`` first, then
+the bytes actually received. Parsing and sealing are CPU work, so they run in
+a worker thread, fed in batches of about :data:`FEED_BYTES` so the event loop
+stays free for other requests while memory stays bounded.
+
+Failure handling (docs/intake.md, "Atomicity"): any exception, cancellation
+or disconnect before the database commit deletes every blob of the upload.
+Once the commit has been *attempted*, a failure can no longer tell whether
+the transaction landed, so renamed blobs are left to garbage collection,
+which deletes them only if no statement references them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import anyio
+from sqlalchemy.orm import Session
+
+from ...schemas.statements import Receipt, StatementInput
+from ..db import Database
+from ..models.types import new_id
+from . import records
+from .blobstore import FilesystemBlobStore
+from .errors import MalformedBodyError, TooLargeError, UnsupportedMediaError
+from .multipart import MultipartError, StreamingFormParser, boundary_from_content_type
+from .routing import SealPlan, plan_seal
+from .submission import Limits, Submission
+
+FEED_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Caller:
+    account_id: str
+    is_admin: bool
+
+
+def _planner(database: Database, caller: Caller) -> Callable[[StatementInput, list[str]], SealPlan]:
+    def plan_for(record: StatementInput, bodies: list[str]) -> SealPlan:
+        with database.session() as session:
+            if record.routing.amends is not None:
+                records.check_amendable(session, record.routing.amends,
+                                        account_id=caller.account_id, is_admin=caller.is_admin)
+            plan = plan_seal(bodies, records.active_keys(session, bodies))
+            session.rollback()
+            return plan
+    return plan_for
+
+
+def _commit(database: Database, submission: Submission, caller: Caller) -> Receipt:
+    sealed = submission.seal_statement()
+    session: Session
+    with database.session() as session:
+        submission.commit_attempted = True
+        return records.commit_submission(session, sealed, actor=caller.account_id)
+
+
+async def receive_statement(
+    *,
+    body: AsyncIterator[bytes],
+    content_type: str,
+    content_length: str | None,
+    limits: Limits,
+    store: FilesystemBlobStore,
+    database: Database,
+    caller: Caller,
+) -> Receipt:
+    """Parse, seal and commit one statement; raise an :class:`IntakeError` on refusal."""
+    try:
+        boundary = boundary_from_content_type(content_type)
+    except MultipartError as err:
+        raise UnsupportedMediaError(f"send multipart/form-data ({err})") from None
+    if content_length is not None:
+        try:
+            declared = int(content_length)
+        except ValueError:
+            raise MalformedBodyError("Content-Length is not a number") from None
+        if declared > limits.max_request_bytes:
+            raise TooLargeError(f"the request exceeds {limits.max_request_bytes} bytes")
+
+    submission = Submission(
+        store=store, limits=limits, record_id=new_id(), counsellor_id=caller.account_id,
+        created_at=datetime.now(UTC), plan_for=_planner(database, caller),
+    )
+    parser = StreamingFormParser(boundary, submission.open_part)
+
+    def feed(data: bytes) -> None:
+        try:
+            parser.feed(data)
+        except MultipartError as err:
+            raise MalformedBodyError(str(err)) from None
+
+    def finish() -> None:
+        try:
+            parser.finish()
+        except MultipartError as err:
+            raise MalformedBodyError(str(err)) from None
+
+    try:
+        received = 0
+        pending: list[bytes] = []
+        pending_size = 0
+        async for chunk in body:
+            received += len(chunk)
+            if received > limits.max_request_bytes:
+                raise TooLargeError(f"the request exceeds {limits.max_request_bytes} bytes")
+            pending.append(chunk)
+            pending_size += len(chunk)
+            if pending_size >= FEED_BYTES:
+                data = b"".join(pending)
+                pending.clear()
+                pending_size = 0
+                await anyio.to_thread.run_sync(feed, data)
+                del data
+        if pending:
+            await anyio.to_thread.run_sync(feed, b"".join(pending))
+            pending.clear()
+        await anyio.to_thread.run_sync(finish)
+        return await anyio.to_thread.run_sync(_commit, database, submission, caller)
+    except BaseException:
+        # Shielded: a cancelled request (client gone) must still clean up.
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(submission.abort)
+        raise

@@ -1,0 +1,98 @@
+"""Detect Burmese typed on a Zawgyi keyboard and add its Unicode form, in memory.
+
+Zawgyi is a font hack that reuses Myanmar code points for other glyphs; text
+typed with it is valid UTF-8 but unreadable in a Unicode font, and a Unicode
+converter applied to Unicode text corrupts it. So we convert only when the
+detector is confident, and we always keep the bytes exactly as typed.
+
+Decision rule (documented in docs/intake.md):
+
+1. Count the Myanmar code points (U+1000-U+109F, U+AA60-U+AA7F, U+A9E0-U+A9FF).
+   None: ``no-myanmar-text`` (the detector would answer ``-inf``).
+2. Fewer than :data:`MIN_MYANMAR_CHARS`: ``undetermined``. The detector is
+   unreliable on a few characters (a lone consonant scores about 0.5), and a
+   wrong conversion would damage the witness's words; the text is kept as typed.
+3. Otherwise ``zawgyi`` if the probability is at least :data:`ZAWGYI_THRESHOLD`
+   (the threshold Google's myanmar-tools documentation recommends), else
+   ``unicode``.
+
+Only ``zawgyi`` text is transliterated, with ICU's ``Zawgyi-my`` transform.
+Nothing here touches the disk or logs; callers must not log the text either.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import icu
+from myanmartools import ZawgyiDetector
+
+ZAWGYI_THRESHOLD = 0.95
+MIN_MYANMAR_CHARS = 10
+
+Encoding = Literal["unicode", "zawgyi", "undetermined", "no-myanmar-text"]
+
+
+@dataclass(frozen=True)
+class TextForms:
+    """The detection outcome and the Unicode form of one text."""
+
+    encoding: Encoding
+    probability: float | None
+    unicode: str
+    transformations: tuple[Literal["zawgyi-to-unicode"], ...]
+
+
+def _is_myanmar(char: str) -> bool:
+    code = ord(char)
+    return 0x1000 <= code <= 0x109F or 0xAA60 <= code <= 0xAA7F or 0xA9E0 <= code <= 0xA9FF
+
+
+# The detector and the transliterator are built once; ICU transliterators are
+# not documented as thread-safe, so each thread gets its own.
+_local = threading.local()
+
+
+def _detector() -> ZawgyiDetector:
+    detector = getattr(_local, "detector", None)
+    if detector is None:
+        # myanmartools 1.2 loads its model with the deprecated
+        # importlib.resources.open_binary; the warning is theirs, not ours.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DeprecationWarning,
+                                    message="open_binary is deprecated")
+            detector = _local.detector = ZawgyiDetector()
+    return detector
+
+
+def _transliterator() -> icu.Transliterator:
+    trans = getattr(_local, "transliterator", None)
+    if trans is None:
+        trans = _local.transliterator = icu.Transliterator.createInstance("Zawgyi-my")
+    return trans
+
+
+def classify(text: str) -> tuple[Encoding, float | None]:
+    """Return the detected encoding of ``text`` and the detector's probability."""
+    myanmar = sum(1 for char in text if _is_myanmar(char))
+    if myanmar == 0:
+        return "no-myanmar-text", None
+    probability = float(_detector().get_zawgyi_probability(text))
+    if math.isinf(probability) or math.isnan(probability):
+        return "no-myanmar-text", None
+    if myanmar < MIN_MYANMAR_CHARS:
+        return "undetermined", probability
+    return ("zawgyi" if probability >= ZAWGYI_THRESHOLD else "unicode"), probability
+
+
+def unicode_forms(text: str) -> TextForms:
+    """Detect Zawgyi in ``text`` and return its Unicode form (``text`` itself if not Zawgyi)."""
+    encoding, probability = classify(text)
+    if encoding != "zawgyi":
+        return TextForms(encoding, probability, text, ())
+    converted = str(_transliterator().transliterate(text))
+    return TextForms(encoding, probability, converted, ("zawgyi-to-unicode",))
