@@ -87,7 +87,9 @@ def _check_type(info: zipfile.ZipInfo) -> None:
         raise ArchiveError(f"directory entries are not allowed: {info.filename!r}",
                            subject=info.filename)
     mode = info.external_attr >> 16
-    if info.create_system == 3 and mode and not stat.S_ISREG(mode):
+    # Unix zips keep st_mode in the high half; a type of 0 (as Python's
+    # writestr leaves it) means "unspecified" and is read as a regular file.
+    if info.create_system == 3 and stat.S_IFMT(mode) and not stat.S_ISREG(mode):
         kind = "symbolic link" if stat.S_ISLNK(mode) else "special file"
         raise ArchiveError(f"{kind} in archive: {info.filename!r}", subject=info.filename)
     if info.flag_bits & _FLAG_ENCRYPTED:

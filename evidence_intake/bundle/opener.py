@@ -21,6 +21,8 @@ import hmac
 import json
 import os
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,6 +165,9 @@ def _decrypt_member(archive: SafeArchive, item: Item, identities: Sequence[Ident
                 raise _DiscardError from None
             except AgeError as err:
                 item.status = f"failed: {type(err).__name__} (plaintext discarded)"
+                raise _DiscardError from None
+            except (zipfile.BadZipFile, zlib.error, OSError, EOFError):
+                item.status = "failed: the bundle changed since verification (discarded)"
                 raise _DiscardError from None
             item.ciphertext_sha256_read = reader.hash.hexdigest()
             if reader.size != item.ciphertext_size or not hmac.compare_digest(

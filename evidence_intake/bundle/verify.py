@@ -35,11 +35,13 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..crypto import minisign
 from ..crypto.errors import CryptoError
-from .archive import SafeArchive
+from .archive import SafeArchive, open_archive
 from .errors import (
+    ArchiveError,
     BundleSignatureError,
     ContentError,
     ManifestError,
@@ -259,3 +261,19 @@ def _check_sums(archive: SafeArchive, sums_bytes: bytes, result: Verification) -
                 f"SHA256SUMS says {name} has SHA-256 {sums[name]}", subject=name))
     if not any(c.name == "SHA256SUMS" and not c.ok for c in report.checks):
         report.passed("SHA256SUMS", SUMS, f"{len(sums)} files")
+
+
+def verify_path(path: Path, node_key: minisign.PublicKey, log_key: LogKey, *,
+                tool_version: str) -> tuple[SafeArchive | None, Verification]:
+    """Step 1 (zip safety) then :func:`verify_bundle`.
+
+    Returns the open archive (the caller closes it; ``None`` if the archive was
+    refused) and the verification, whose report holds every outcome.
+    """
+    try:
+        archive = open_archive(path)
+    except ArchiveError as err:
+        report = Report(bundle=str(path), tool_version=tool_version)
+        report.failed("archive safety", err)
+        return None, Verification(report=report)
+    return archive, verify_bundle(archive, node_key, log_key, tool_version=tool_version)

@@ -148,22 +148,13 @@ def _load_keys(args: argparse.Namespace) -> tuple[Any, Any, str]:
 
 def _run_verification(args: argparse.Namespace) -> tuple[Any, Any]:
     from .. import __version__
-    from ..bundle.archive import open_archive
-    from ..bundle.errors import ArchiveError
-    from ..bundle.report import Report
-    from ..bundle.verify import Verification, verify_bundle
+    from ..bundle.verify import verify_path
 
     node_key, log_key, _ = _load_keys(args)
     path = Path(args.bundle)
     if not path.is_file():
         raise CommandError(f"no such bundle: {path}", EXIT_USAGE)
-    try:
-        archive = open_archive(path)
-    except ArchiveError as err:
-        report = Report(bundle=str(path), tool_version=__version__)
-        report.failed("archive safety", err)
-        return None, Verification(report=report)
-    return archive, verify_bundle(archive, node_key, log_key, tool_version=__version__)
+    return verify_path(path, node_key, log_key, tool_version=__version__)
 
 
 def _verify(args: argparse.Namespace) -> int:
