@@ -25,8 +25,6 @@ from evidence_intake.audit import merkle
 from evidence_intake.audit.checkpoint import Checkpoint, sign_checkpoint
 from evidence_intake.audit.entry import GENESIS_PREV, Entry
 from evidence_intake.audit.note import NoteSigner, generate_signer_key
-from evidence_intake.bundle import manifest as fmt
-from evidence_intake.bundle.verify import trusted_comment
 from evidence_intake.crypto import age
 from evidence_intake.crypto.minisign import SigningKey
 from evidence_intake.service.exports.writer import (
@@ -37,6 +35,9 @@ from evidence_intake.service.exports.writer import (
     contents_digest_of,
     write_bundle,
 )
+
+from evidence_intake.bundle import manifest as fmt
+from evidence_intake.bundle.verify import trusted_comment
 
 LOG_ORIGIN = "intake.example.org/test-log"
 BODY_ID = "un-iimm"
@@ -123,7 +124,7 @@ def make_bundle(tmp_path: Path, *, statements: int = 2, attachments: int = 1,
             blob_file.write_bytes(blob)
             sources.append(SealedSource(
                 path=path, size=len(blob), sha256=hashlib.sha256(blob).hexdigest(),
-                open=lambda f=blob_file: open(f, "rb")))  # type: ignore[misc]
+                open=lambda f=blob_file: f.open("rb")))  # type: ignore[misc]
         sealed_entry = log("acct-counsellor-1", "statement.sealed", {"statement": sid}, {
             "record_id": sid,
             "copies": [{"key_kind": "x25519", "bodies": [BODY_ID],

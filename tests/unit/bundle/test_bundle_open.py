@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 from bundle_factory import BundleFixture, make_bundle, read_members, write_members
-
 from evidence_intake.audit.note import parse_vkey
+from evidence_intake.crypto.age import keys
+
 from evidence_intake.bundle import custody
 from evidence_intake.bundle import manifest as fmt
 from evidence_intake.bundle.errors import OutputError
 from evidence_intake.bundle.opener import NOT_SEALED, OpenResult, open_bundle, prepare_output
 from evidence_intake.bundle.verify import Verification, verify_path
-from evidence_intake.crypto.age import keys
 
 
 def _open(fx: BundleFixture, out: Path, identity: Path | None = None,

@@ -16,13 +16,13 @@ from bundle_factory import (
     resign,
     write_members,
 )
-
 from evidence_intake.audit.checkpoint import parse_unverified_checkpoint, sign_checkpoint
 from evidence_intake.audit.note import NoteSigner, generate_signer_key, parse_vkey
+from evidence_intake.crypto.minisign import PublicKey, SigningKey
+
 from evidence_intake.bundle import manifest as fmt
 from evidence_intake.bundle.report import Report
 from evidence_intake.bundle.verify import verify_path
-from evidence_intake.crypto.minisign import PublicKey, SigningKey
 
 
 def _verify(path: Path, fx: BundleFixture, *, node_key: PublicKey | None = None) -> Report:
