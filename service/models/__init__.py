@@ -5,6 +5,6 @@ holds every table (Alembic's env.py and the tests rely on it). Each model's
 owner adds one import line here.
 """
 
-from . import accounts, recipients, statements
+from . import accounts, exports, recipients, statements
 
-__all__ = ["accounts", "recipients", "statements"]
+__all__ = ["accounts", "exports", "recipients", "statements"]
