@@ -18,6 +18,7 @@ their files, and the grace period is far longer than a commit takes).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import io
 import os
@@ -29,6 +30,10 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 _TMP_PREFIX = ".tmp-"
+_LEASE_PREFIX = ".lease-"
+# A temporary file this young may belong to an upload that has created it but
+# not yet taken its lease; garbage collection leaves it alone.
+_MIN_ORPHAN_AGE_SECONDS = 2.0
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -53,16 +58,19 @@ def _check_digest(digest: str) -> str:
 
 
 class BlobWriter(Protocol):
-    """A blob being written. ``write`` appends ciphertext; ``commit`` makes it durable.
+    """A blob being written. ``write`` appends ciphertext.
 
-    ``commit`` returns the :class:`BlobRef`; after it the blob exists under its
-    digest. ``abort`` discards everything written (idempotent; also after commit
-    it does nothing). Errors: :class:`BlobStoreError` or :class:`OSError`.
+    ``finish`` makes the content durable (fsync) and returns its
+    :class:`BlobRef`, but the blob stays invisible; ``publish`` then moves it
+    under its digest. ``abort`` discards a blob that was not published
+    (idempotent). Errors: :class:`BlobStoreError` or :class:`OSError`.
     """
 
     def write(self, data: bytes | bytearray | memoryview, /) -> int: ...
 
-    def commit(self) -> BlobRef: ...
+    def finish(self) -> BlobRef: ...
+
+    def publish(self) -> BlobRef: ...
 
     def abort(self) -> None: ...
 
@@ -73,7 +81,7 @@ class BlobStore(Protocol):
     ``open`` raises :class:`BlobNotFoundError`; ``delete`` is idempotent.
     """
 
-    def writer(self) -> BlobWriter: ...
+    def writer(self, lease: Lease | None = None) -> BlobWriter: ...
 
     def put(self, src: BinaryIO) -> BlobRef: ...
 
@@ -82,6 +90,29 @@ class BlobStore(Protocol):
     def exists(self, digest: str) -> bool: ...
 
     def delete(self, digest: str) -> None: ...
+
+
+class Lease:
+    """An exclusive ``flock`` on ``.lease-ID`` held while an upload writes its temp files.
+
+    Garbage collection deletes an upload's temporary files as soon as its
+    lease is free, i.e. its process is gone (killed, crashed), whatever their
+    age. The lock is released by the kernel when the process dies.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.id = secrets.token_hex(12)
+        self.path = root / f"{_LEASE_PREFIX}{self.id}"
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        os.close(self._fd)
+        self._fd = None
 
 
 @dataclass(frozen=True)
@@ -93,14 +124,16 @@ class GarbageReport:
 class _FileBlobWriter(io.RawIOBase):
     """Hashes and counts what it writes into a temporary file beside the final blobs."""
 
-    def __init__(self, store: FilesystemBlobStore) -> None:
+    def __init__(self, store: FilesystemBlobStore, lease: Lease | None) -> None:
         super().__init__()
         self._store = store
-        self._tmp = store.root / f"{_TMP_PREFIX}{secrets.token_hex(16)}"
+        owner = lease.id if lease is not None else "none"
+        self._tmp = store.root / f"{_TMP_PREFIX}{owner}-{secrets.token_hex(8)}"
         fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self._file: BinaryIO | None = os.fdopen(fd, "wb")
         self._hash = hashlib.sha256()
         self._size = 0
+        self._finished: BlobRef | None = None
         self._ref: BlobRef | None = None
 
     def writable(self) -> bool:
@@ -115,20 +148,26 @@ class _FileBlobWriter(io.RawIOBase):
         self._size += size
         return size
 
-    def commit(self) -> BlobRef:
-        if self._ref is not None:
-            return self._ref
+    def finish(self) -> BlobRef:
+        if self._finished is not None:
+            return self._finished
         if self._file is None:
             raise BlobStoreError("blob writer was aborted")
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
         self._file = None
-        digest = self._hash.hexdigest()
-        os.replace(self._tmp, self._store.root / digest)
-        self._store.sync_directory()
-        self._ref = BlobRef(digest, self._size)
-        return self._ref
+        self._finished = BlobRef(self._hash.hexdigest(), self._size)
+        return self._finished
+
+    def publish(self, *, sync: bool = True) -> BlobRef:
+        ref = self.finish()
+        if self._ref is None:
+            os.replace(self._tmp, self._store.root / ref.sha256)
+            self._ref = ref
+            if sync:
+                self._store.sync_directory()
+        return ref
 
     def abort(self) -> None:
         if self._ref is not None:
@@ -158,17 +197,22 @@ class FilesystemBlobStore:
         finally:
             os.close(fd)
 
-    def writer(self) -> _FileBlobWriter:
-        return _FileBlobWriter(self)
+    def writer(self, lease: Lease | None = None) -> _FileBlobWriter:
+        return _FileBlobWriter(self, lease)
+
+    def lease(self) -> Lease:
+        return Lease(self.root)
 
     def put(self, src: BinaryIO) -> BlobRef:
-        writer = self.writer()
+        lease = self.lease()
+        writer = self.writer(lease)
         try:
             while chunk := src.read(1 << 20):
                 writer.write(chunk)
-            return writer.commit()
+            return writer.publish()
         finally:
             writer.abort()
+            lease.release()
 
     def path(self, digest: str) -> Path:
         return self.root / _check_digest(digest)
@@ -192,6 +236,20 @@ class FilesystemBlobStore:
             if len(entry.name) == 64 and set(entry.name) <= _HEX and entry.is_file():
                 yield entry.name
 
+    def _lease_is_free(self, lease_id: str) -> bool:
+        """True if no living process holds the lease (or it is gone)."""
+        try:
+            fd = os.open(self.root / f"{_LEASE_PREFIX}{lease_id}", os.O_RDONLY)
+        except FileNotFoundError:
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+        return True
+
     def collect_garbage(
         self,
         is_referenced: Callable[[str], bool],
@@ -199,26 +257,35 @@ class FilesystemBlobStore:
         grace_seconds: float,
         now: float | None = None,
     ) -> GarbageReport:
-        """Delete temporary files and unreferenced blobs last modified before the grace period.
+        """Delete orphaned temporary files and unreferenced blobs.
 
-        ``is_referenced(digest)`` must answer from the database *after* the
-        grace cut-off was taken, so a blob committed meanwhile is kept.
+        - a temporary file or lease whose lease is free (its upload's process
+          is gone) is deleted at once;
+        - a temporary file with a held lease is never touched;
+        - a published blob is deleted if ``is_referenced(digest)`` is false and
+          it is older than ``grace_seconds``: it may belong to an upload that
+          published its blobs and is committing right now.
         """
-        cutoff = (time.time() if now is None else now) - grace_seconds
+        clock = time.time() if now is None else now
+        cutoff = clock - grace_seconds
         temps = blobs = 0
         for entry in list(os.scandir(self.root)):
             try:
                 mtime = entry.stat(follow_symlinks=False).st_mtime
             except FileNotFoundError:
                 continue
-            if mtime >= cutoff:
-                continue
-            if entry.name.startswith(_TMP_PREFIX):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
-                temps += 1
-            elif (len(entry.name) == 64 and set(entry.name) <= _HEX
-                  and not is_referenced(entry.name)):
+            name = entry.name
+            if name.startswith((_TMP_PREFIX, _LEASE_PREFIX)):
+                if clock - mtime < _MIN_ORPHAN_AGE_SECONDS:
+                    continue
+                lease_id = (name[len(_TMP_PREFIX):].split("-", 1)[0]
+                            if name.startswith(_TMP_PREFIX) else name[len(_LEASE_PREFIX):])
+                if self._lease_is_free(lease_id):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                    temps += name.startswith(_TMP_PREFIX)
+            elif (len(name) == 64 and set(name) <= _HEX and mtime < cutoff
+                  and not is_referenced(name)):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
                 blobs += 1

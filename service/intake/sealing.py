@@ -19,7 +19,7 @@ from ...crypto.age import open_encryptor
 from ...crypto.age.keys import parse_recipient
 from ...crypto.age.stanza import Recipient
 from ..models.recipients import KeyKind
-from .blobstore import BlobRef, BlobStore, BlobWriter
+from .blobstore import BlobRef, BlobStore, BlobWriter, Lease
 from .routing import KeyGroup
 
 
@@ -37,18 +37,20 @@ def parse_group_recipients(group: KeyGroup) -> list[Recipient]:
 
 
 class MultiSealer:
-    """Write plaintext with :meth:`write`; :meth:`commit` seals and stores every copy.
+    """Write plaintext with :meth:`write`; :meth:`commit` finishes every copy.
 
-    ``on_blob`` is told each blob's digest as soon as it exists under its name,
-    so the caller can delete it if the request fails later (before the database
-    commit). :meth:`abort` discards temporary files; it is safe to call twice.
+    Finished blobs are durable but not yet published under their digests;
+    ``on_blob`` receives each finished writer so the caller can publish them
+    all just before the database commit. :meth:`abort` discards temporary
+    files; it is safe to call twice.
     """
 
     def __init__(
         self,
         store: BlobStore,
         copies: Sequence[tuple[KeyKind, Sequence[Recipient]]],
-        on_blob: Callable[[BlobRef], None],
+        on_blob: Callable[[BlobWriter], None],
+        lease: Lease | None = None,
     ) -> None:
         self._on_blob = on_blob
         self._hash = hashlib.sha256()
@@ -59,7 +61,7 @@ class MultiSealer:
         self._done = False
         try:
             for kind, recipients in copies:
-                writer = store.writer()
+                writer = store.writer(lease)
                 self._writers.append((kind, writer))
                 encryptor = self._stack.enter_context(
                     open_encryptor(cast(BinaryIO, writer), list(recipients)))
@@ -85,19 +87,19 @@ class MultiSealer:
         self._encryptors = []
         blobs: dict[KeyKind, BlobRef] = {}
         for kind, writer in self._writers:
-            ref = writer.commit()
-            self._on_blob(ref)
-            blobs[kind] = ref
+            blobs[kind] = writer.finish()
+            self._on_blob(writer)
         self._done = True
         return SealedPart(self._size, self._hash.hexdigest(), blobs)
 
     def abort(self) -> None:
-        if not self._done:
-            # Leaving the encryptors with an exception stops them from writing a
-            # final chunk; the temporary files are then deleted.
-            with contextlib.suppress(Exception):
-                self._stack.__exit__(_AbortedError, _AbortedError(), None)
-            self._encryptors = []
+        if self._done:
+            return  # committed: the finished writers belong to the caller now
+        # Leaving the encryptors with an exception stops them from writing a
+        # final chunk; the temporary files are then deleted.
+        with contextlib.suppress(Exception):
+            self._stack.__exit__(_AbortedError, _AbortedError(), None)
+        self._encryptors = []
         for _kind, writer in self._writers:
             writer.abort()
         self._done = True
@@ -111,10 +113,11 @@ def seal_bytes(
     store: BlobStore,
     copies: Sequence[tuple[KeyKind, Sequence[Recipient]]],
     data: bytes,
-    on_blob: Callable[[BlobRef], None],
+    on_blob: Callable[[BlobWriter], None],
+    lease: Lease | None = None,
 ) -> SealedPart:
     """Seal an in-memory plaintext (the statement record) into one blob per copy."""
-    sealer = MultiSealer(store, copies, on_blob)
+    sealer = MultiSealer(store, copies, on_blob, lease)
     try:
         sealer.write(data)
         return sealer.commit()

@@ -43,7 +43,7 @@ from ...schemas.statements import (
     StatementText,
 )
 from ..models.recipients import KeyKind
-from .blobstore import BlobRef, BlobStore
+from .blobstore import BlobRef, BlobStore, BlobWriter, FilesystemBlobStore
 from .errors import InvalidStatementError, TooLargeError, UnsupportedMediaError
 from .multipart import PartInfo, PartSink
 from .routing import SealPlan, consented_bodies
@@ -152,7 +152,11 @@ class Submission:
         self._attachment_blobs: list[dict[KeyKind, BlobRef]] = []
         self._attachment_count = 0
         self._open_sealers: list[MultiSealer] = []
-        self._written: list[BlobRef] = []
+        # The lease marks this upload's temporary files as alive; finished
+        # blobs wait in _pending until publish(), then move to _published.
+        self._lease = store.lease() if isinstance(store, FilesystemBlobStore) else None
+        self._pending: list[BlobWriter] = []
+        self._published: list[BlobRef] = []
         # Set just before the database commit: from then on a failure cannot
         # tell whether the statement landed, so its blobs are left to the
         # garbage collector, which checks the database.
@@ -179,7 +183,7 @@ class Submission:
                 raise TooLargeError(f"more than {self.limits.max_attachments} attachments",
                                     field="attachment")
             self._attachment_count += 1
-            sealer = MultiSealer(self.store, self._copies, self._written.append)
+            sealer = MultiSealer(self.store, self._copies, self._pending.append, self._lease)
             self._open_sealers.append(sealer)
             return _AttachmentSink(self, index, info, sealer)
         raise InvalidStatementError("unknown part; expected record, text or attachment",
@@ -266,7 +270,8 @@ class Submission:
             routing = routing.model_copy(update={"sizes": routing.sizes.model_copy(
                 update={"record_bytes": len(document)})})
             document = _encode_record(sealed, routing)
-        statement = seal_bytes(self.store, self._copies, document, self._written.append)
+        statement = seal_bytes(self.store, self._copies, document, self._pending.append,
+                               self._lease)
         del document, sealed, forms
         self._text = None
 
@@ -284,15 +289,31 @@ class Submission:
         routing = routing.model_copy(update={"copies": copies})
         return SealedSubmission(routing=routing, plan=plan, blobs=blobs)
 
+    def publish(self) -> None:
+        """Move every finished blob under its digest; call right before the database commit."""
+        for writer in self._pending:
+            self._published.append(writer.publish())
+        self._pending.clear()
+        self._release()
+
     def abort(self) -> None:
         """Forget the plaintext and delete every blob of this upload (idempotent)."""
         self._text = None
         for sealer in self._open_sealers:
             sealer.abort()
+        for writer in self._pending:
+            writer.abort()
+        self._pending.clear()
         if not self.commit_attempted:
-            for ref in self._written:
+            for ref in self._published:
                 self.store.delete(ref.sha256)
-        self._written.clear()
+        self._published.clear()
+        self._release()
+
+    def _release(self) -> None:
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
 
 
 def _require_type(info: PartInfo, expected: str, name: str) -> None:

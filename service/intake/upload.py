@@ -55,6 +55,7 @@ def _planner(database: Database, caller: Caller) -> Callable[[StatementInput, li
 
 def _commit(database: Database, submission: Submission, caller: Caller) -> Receipt:
     sealed = submission.seal_statement()
+    submission.publish()
     session: Session
     with database.session() as session:
         submission.commit_attempted = True

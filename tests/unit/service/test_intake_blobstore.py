@@ -31,12 +31,15 @@ def test_blob_is_named_by_the_sha256_of_its_content(tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path / "blobs")) == [ref.sha256]
 
 
-def test_a_writer_leaves_nothing_until_commit_and_nothing_after_abort(tmp_path: Path) -> None:
+def test_a_writer_publishes_nothing_before_publish_and_nothing_after_abort(
+        tmp_path: Path) -> None:
     store = FilesystemBlobStore(tmp_path)
     writer = store.writer()
     writer.write(b"ciphertext")
+    ref = writer.finish()
     names = os.listdir(tmp_path)
     assert len(names) == 1 and names[0].startswith(".tmp-")
+    assert not store.exists(ref.sha256)
     writer.abort()
     writer.abort()  # idempotent
     assert os.listdir(tmp_path) == []
@@ -59,28 +62,46 @@ def test_paths_outside_the_digest_space_are_refused(tmp_path: Path, bad: str) ->
         store.open(bad)
 
 
-def test_garbage_collection_spares_fresh_and_referenced_blobs(tmp_path: Path) -> None:
+def _age(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_temp_files_of_a_dead_upload_go_at_once_those_of_a_live_one_never(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    live = store.lease()
+    live_tmp = store.writer(live)
+    live_tmp.write(b"still streaming")
+    dead = store.lease()
+    dead_tmp = store.writer(dead)
+    dead_tmp.write(b"the process was killed")
+    # What a kill -9 does: the kernel drops the lock, the files stay.
+    assert dead._fd is not None
+    os.close(dead._fd)
+    dead._fd = None
+    for name in os.listdir(tmp_path):
+        _age(tmp_path / name, 10 * 86400 if live.id in name else 10)
+
+    report = store.collect_garbage(lambda digest: False, grace_seconds=86400)
+
+    assert report.temp_files_removed == 1
+    assert sorted(os.listdir(tmp_path)) == sorted([live.path.name, live_tmp._tmp.name])
+    live_tmp.abort()
+    live.release()
+    assert os.listdir(tmp_path) == []
+
+
+def test_unreferenced_blobs_go_after_the_grace_period_only(tmp_path: Path) -> None:
     store = FilesystemBlobStore(tmp_path)
     kept = store.put(io.BytesIO(b"referenced"))
-    orphan = store.put(io.BytesIO(b"never committed to the database"))
-    fresh = store.put(io.BytesIO(b"an upload still in progress"))
-    stale_tmp = store.writer()
-    stale_tmp.write(b"died mid-upload")
-    live_tmp = store.writer()
-    live_tmp.write(b"still streaming")
-    old = time.time() - 7200
-    for name in os.listdir(tmp_path):
-        if name not in {fresh.sha256} and not name.endswith(live_tmp._tmp.name[-8:]):
-            os.utime(tmp_path / name, (old, old))
+    orphan = store.put(io.BytesIO(b"published, then the commit never happened"))
+    fresh = store.put(io.BytesIO(b"published, commit in progress"))
+    _age(store.path(kept.sha256), 7200)
+    _age(store.path(orphan.sha256), 7200)
 
     report = store.collect_garbage(lambda digest: digest == kept.sha256, grace_seconds=3600)
 
-    assert report.temp_files_removed == 1
     assert report.unreferenced_blobs_removed == 1
     assert store.exists(kept.sha256)
     assert store.exists(fresh.sha256)
     assert not store.exists(orphan.sha256)
-    remaining_temps = [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
-    assert remaining_temps == [live_tmp._tmp.name]
-    live_tmp.abort()
-    stale_tmp.abort()

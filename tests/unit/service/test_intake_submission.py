@@ -85,7 +85,9 @@ def _run(tmp_path: Path, keys: Keys, parts: list[tuple[str, str | None, str, byt
         for start in range(0, len(body), 65536):
             parser.feed(body[start:start + 65536])
         parser.finish()
-        return sub.seal_statement(), store
+        sealed = sub.seal_statement()
+        sub.publish()
+        return sealed, store
     except BaseException:
         sub.abort()
         raise
