@@ -5,6 +5,9 @@ post-quantum recipient never also carries a stanza that a classical key opens.
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from evidence_intake.crypto import age
@@ -59,3 +62,30 @@ def test_a_hybrid_file_carries_only_hybrid_stanzas() -> None:
     sealed = _seal([i.recipient for i in identities])
     header = age_format.parse_unverified(io.BytesIO(sealed))
     assert [s.type for s in header.stanzas] == ["mlkem768x25519"] * 3
+
+
+def test_intake_seal_refuses_the_mix_in_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    recipients = tmp_path / "recipients.txt"
+    recipients.write_text(
+        f"{generate_identity().recipient}\n{X25519Identity.generate().recipient}\n"
+    )
+    out = tmp_path / "statement.age"
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "intake"),
+            "seal",
+            "-R",
+            str(recipients),
+            "-o",
+            str(out),
+        ],
+        input=b"statement",
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    message = result.stderr.decode()
+    assert message.count("\n") == 1
+    assert "post-quantum" in message
+    assert not out.exists()
