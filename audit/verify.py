@@ -1,0 +1,299 @@
+"""Offline verification of an audit-log export (JSONL).
+
+Threat model: the export may have been edited by anyone between the server
+and the auditor, including an insider with database access, and the server's
+own signing key may later be misused to sign a rewritten history. What the
+verifier trusts is the pinned log key (``--key``) and, with ``--state``, the
+checkpoint it verified last time. From those it establishes that
+
+1. every entry line is a canonical entry and the hash chain is unbroken
+   (``seq`` 0, 1, 2 ... and each ``prev`` is the previous entry's hash), which
+   localises an edit, deletion, insertion or reordering to one entry;
+2. every checkpoint line is signed by the log key (signature checked before
+   its text is parsed);
+3. the RFC 9162 root of the entries equals the root of the largest signed
+   checkpoint, which covers every entry (entries beyond it are unsigned and
+   rejected), and the smaller checkpoints are prefixes of it (else: a fork);
+4. an extra checkpoint (``--checkpoint``) and the witness state are prefixes of
+   the log too: a consistency proof from each is built from the entries and
+   verified with :func:`merkle.verify_consistency`. A log that was rewritten
+   and re-signed is self-consistent, so only this step can catch it.
+
+The export format is documented in docs/formats/audit-log.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import NoReturn
+
+from . import merkle
+from .checkpoint import Checkpoint, open_checkpoint
+from .entry import (
+    _ACTION,
+    _TIME,
+    ENTRY_KEYS,
+    GENESIS_PREV,
+    MAX_SAFE_INTEGER,
+    Entry,
+    encode_canonical,
+)
+from .errors import (
+    AuditError,
+    CheckpointMismatchError,
+    DeletedEntryError,
+    EntryFormatError,
+    ForkError,
+    InsertedEntryError,
+    InvalidProofError,
+    LogFormatError,
+    ModifiedEntryError,
+    ReorderedEntryError,
+    TruncationError,
+)
+from .note import NoteVerifier
+
+CHECKPOINT_PREFIX = b'{"checkpoint":'
+CHUNK = 4096
+_sha256 = hashlib.sha256
+
+
+def checkpoint_line(note: str) -> bytes:
+    """The export line that carries one signed checkpoint note."""
+    return encode_canonical({"checkpoint": note}) + b"\n"
+
+
+@dataclass
+class VerifyResult:
+    size: int
+    root: bytes
+    checkpoint: Checkpoint
+    checkpoint_note: str
+    checkpoints: int
+    witnessed: list[Checkpoint] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        return {"size": self.size, "root": self.root.hex(),
+                "checkpoint": self.checkpoint.to_json(), "checkpoints": self.checkpoints,
+                "consistent_with": [c.to_json() for c in self.witnessed]}
+
+
+class _FastPathRefusedError(Exception):
+    """The quick chunk check could not vouch for a chunk; check it entry by entry."""
+
+
+def _refuse(_: str) -> NoReturn:
+    raise _FastPathRefusedError
+
+
+def _safe_int(text: str) -> int:
+    value = int(text)
+    if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        raise _FastPathRefusedError
+    return value
+
+
+def _read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.endswith(b"\n"):
+                raise LogFormatError(f"line {number} does not end with a newline")
+            yield number, line[:-1]
+
+
+def _fast_chunk_ok(chunk: Sequence[bytes]) -> list[dict[str, object]]:
+    """Decode a chunk at C speed and prove it canonical, or raise _FastPathRefusedError.
+
+    The joined chunk must be ASCII (so no non-ASCII key slips through), decode
+    without floats, NaN or integers past 2^53, and re-encode to exactly the
+    same bytes. Anything unusual falls back to the
+    exact per-entry validator, which is the specification.
+    """
+    joined = b"[" + b",".join(chunk) + b"]"
+    if not joined.isascii():
+        raise _FastPathRefusedError
+    try:
+        objs = json.loads(joined, parse_float=_refuse, parse_constant=_refuse,
+                          parse_int=_safe_int)
+        again = encode_canonical(objs)
+    except (ValueError, UnicodeEncodeError) as err:
+        raise _FastPathRefusedError from err
+    if again != joined or not isinstance(objs, list):
+        raise _FastPathRefusedError
+    for obj in objs:
+        if not (type(obj) is dict and obj.keys() == ENTRY_KEYS
+                and type(obj["seq"]) is int and type(obj["prev"]) is str
+                and type(obj["time"]) is str and _TIME.match(obj["time"])
+                and type(obj["action"]) is str and _ACTION.match(obj["action"])
+                and type(obj["actor"]) is str and 0 < len(obj["actor"]) <= 200
+                and type(obj["details"]) is dict
+                and type(subject := obj["subject"]) is dict
+                and all(type(v) is str for v in subject.values())):
+            raise _FastPathRefusedError
+    return objs
+
+
+def _exact_chunk(chunk: Sequence[bytes], numbers: Sequence[int]) -> list[dict[str, object]]:
+    out = []
+    for line, number in zip(chunk, numbers, strict=True):
+        try:
+            out.append(Entry.from_canonical(line).to_json())
+        except EntryFormatError as err:
+            raise EntryFormatError(str(err), line=number) from err
+    return out
+
+
+def _diagnose(path: Path) -> NoReturn:
+    """Re-read the log entry by entry and raise the most specific chain error."""
+    lines: list[tuple[int, bytes]] = [
+        (n, line) for n, line in _read_lines(path) if not line.startswith(CHECKPOINT_PREFIX)]
+    entries = _exact_chunk([line for _, line in lines], [n for n, _ in lines])
+    seqs = [int(str(e["seq"])) for e in entries]
+    all_present = sorted(seqs) == list(range(len(seqs)))
+    expected_prev = GENESIS_PREV
+    for i, (entry, (number, line)) in enumerate(zip(entries, lines, strict=True)):
+        seq, prev = seqs[i], str(entry["prev"])
+        if seq != i:
+            if all_present:
+                raise ReorderedEntryError(
+                    f"line {number}: entry {seq} stands where entry {i} belongs: reordered",
+                    seq=i, expected=f"seq {i}", found=f"seq {seq}", line=number)
+            if seq > i and i not in seqs[i:]:
+                raise DeletedEntryError(
+                    f"line {number}: entries {i}..{seq - 1} are missing: deleted "
+                    f"(entry {seq} records prev {prev}, the entry before the gap hashes "
+                    f"to {expected_prev})",
+                    seq=i, expected=prev, found=expected_prev, line=number)
+            raise InsertedEntryError(
+                f"line {number}: entry number {seq} at position {i} does not belong: inserted",
+                seq=seq, expected=f"seq {i}", found=f"seq {seq}", line=number)
+        if prev != expected_prev:
+            raise ModifiedEntryError(
+                f"line {number}: entry {i - 1} was modified (or entry {i}'s prev): "
+                f"entry {i} records prev {prev}, entry {i - 1} hashes to {expected_prev}",
+                seq=i - 1, expected=prev, found=expected_prev, line=number)
+        expected_prev = _sha256(line).hexdigest()
+    raise LogFormatError("the chain check failed but no broken link was found on re-reading")
+
+
+def read_log(path: Path) -> tuple[list[bytes], list[tuple[int, str]]]:
+    """Steps 1 and 2 of the module docstring: check the chain, return the leaf
+    hashes and the (line number, note) of every checkpoint line."""
+    leaves: list[bytes] = []
+    notes: list[tuple[int, str]] = []
+    expected_prev = GENESIS_PREV
+    lines = _read_lines(path)
+    while batch := list(islice(lines, CHUNK)):
+        chunk: list[bytes] = []
+        numbers: list[int] = []
+        for number, line in batch:
+            if line.startswith(CHECKPOINT_PREFIX):
+                notes.append((number, _parse_checkpoint_line(line, number)))
+            else:
+                chunk.append(line)
+                numbers.append(number)
+        if not chunk:
+            continue
+        try:
+            objs = _fast_chunk_ok(chunk)
+        except _FastPathRefusedError:
+            objs = _exact_chunk(chunk, numbers)
+        entry_hashes = [_sha256(line).hexdigest() for line in chunk]
+        leaves.extend([_sha256(b"\x00" + line).digest() for line in chunk])
+        seq = len(leaves) - len(chunk)
+        for obj, digest in zip(objs, entry_hashes, strict=True):
+            if obj["seq"] != seq or obj["prev"] != expected_prev:
+                _diagnose(path)
+            expected_prev = digest
+            seq += 1
+    return leaves, notes
+
+
+def _parse_checkpoint_line(line: bytes, number: int) -> str:
+    try:
+        obj = json.loads(line)
+    except ValueError as err:
+        raise LogFormatError(f"line {number}: checkpoint line is not JSON") from err
+    if not isinstance(obj, dict) or obj.keys() != {"checkpoint"} or not isinstance(
+            obj["checkpoint"], str):
+        raise LogFormatError(f'line {number}: a checkpoint line is {{"checkpoint": "<note>"}}')
+    note: str = obj["checkpoint"]
+    return note
+
+
+def check_prefix(tree: merkle.ListHashSource, latest: Checkpoint, earlier: Checkpoint,
+                 what: str) -> None:
+    """Step 4: ``earlier`` (signed) must be a prefix of the verified log at ``latest``."""
+    n = tree.size
+    if earlier.size > n:
+        raise TruncationError(
+            f"{what} covers {earlier.size} entries but the log has only {n}: truncated",
+            checkpoint=earlier, other=latest, log_size=n)
+    if earlier.size == 0:
+        if not hmac.compare_digest(earlier.root_hash, merkle.EMPTY_ROOT):
+            raise ForkError(f"{what} has size 0 but not the empty root", checkpoint=earlier,
+                            other=latest, expected_root=merkle.EMPTY_ROOT,
+                            found_root=earlier.root_hash)
+        return
+    proof = merkle.consistency_proof(tree, earlier.size, latest.size)
+    try:
+        merkle.verify_consistency(earlier.size, latest.size, proof, earlier.root_hash,
+                                  latest.root_hash)
+    except InvalidProofError as err:
+        raise ForkError(
+            f"{what} (size {earlier.size}) is not a prefix of the log's checkpoint "
+            f"(size {latest.size}): the history forked or was rewritten",
+            checkpoint=earlier, other=latest, expected_root=earlier.root_hash,
+            found_root=merkle.root(tree, earlier.size), proof=proof) from err
+
+
+def verify_log(path: Path, verifier: NoteVerifier, *,
+               trusted: Sequence[tuple[str, Checkpoint]] = ()) -> VerifyResult:
+    """Verify the export at ``path`` against the pinned log key.
+
+    ``trusted`` are (description, checkpoint) pairs the caller has already
+    verified (``--checkpoint`` files, the witness state); each must be a
+    prefix of the log. Raises an :class:`AuditError` subclass on any failure.
+    """
+    leaves, notes = read_log(path)
+    tree = merkle.build_levels(leaves)
+    n = tree.size
+    if not notes:
+        raise LogFormatError("the log carries no signed checkpoint, so nothing vouches for it")
+    opened: list[tuple[Checkpoint, str]] = []
+    for number, note in notes:
+        try:
+            opened.append((open_checkpoint(note, verifier), note))
+        except AuditError as err:
+            err.args = (f"line {number}: {err}",)
+            raise
+    checkpoints = [c for c, _ in opened]
+    latest, latest_note = max(opened, key=lambda pair: pair[0].size)
+    if latest.size > n:
+        raise TruncationError(
+            f"the log's checkpoint covers {latest.size} entries but only {n} are present: "
+            "entries were deleted from the end", checkpoint=latest, log_size=n)
+    computed = merkle.root(tree, latest.size)
+    if not hmac.compare_digest(computed, latest.root_hash):
+        raise CheckpointMismatchError(
+            f"the entries do not hash to the root signed at size {latest.size}: "
+            "the log was altered after signing",
+            checkpoint=latest, expected_root=latest.root_hash, found_root=computed, log_size=n)
+    if latest.size < n:
+        raise InsertedEntryError(
+            f"entries {latest.size}..{n - 1} are not covered by any signed checkpoint",
+            seq=latest.size, expected=f"size {latest.size}", found=f"size {n}")
+    for checkpoint in checkpoints:
+        if checkpoint is not latest:
+            check_prefix(tree, latest, checkpoint, "a checkpoint in the log")
+    for what, checkpoint in trusted:
+        check_prefix(tree, latest, checkpoint, what)
+    return VerifyResult(size=n, root=computed, checkpoint=latest, checkpoint_note=latest_note,
+                        checkpoints=len(checkpoints),
+                        witnessed=[c for _, c in trusted])

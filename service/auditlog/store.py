@@ -1,0 +1,277 @@
+"""Appending to the audit log, signing checkpoints and proving, on the database.
+
+Concurrency: every append runs in the caller's transaction, so the entry
+commits or rolls back with the business change it records. Sequence number
+and ``prev`` come from the head row, read under a lock held until that
+transaction ends:
+
+- PostgreSQL: ``SELECT ... FOR UPDATE`` on the head row. Other appenders
+  block on it; in READ COMMITTED the row they then read is the committed
+  successor, so ``seq`` has no gaps and the chain never forks. (Under
+  REPEATABLE READ or SERIALIZABLE the loser gets a serialization error and
+  must retry; it never forks either.)
+- SQLite: the first statement is a no-op UPDATE of the head row, which takes
+  the database's single write lock (RESERVED) before the head is read. With
+  ``BEGIN IMMEDIATE`` (service/db.py) the lock is already held. A writer
+  whose read snapshot went stale cannot upgrade and fails with "database is
+  locked"; it never writes a fork.
+
+Work per append is O(log n): the compact range in the head row gives the
+new subtree hashes (written to ``audit_nodes``) without reading old entries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import BinaryIO
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from ...audit import merkle
+from ...audit.checkpoint import Checkpoint, open_checkpoint
+from ...audit.checkpoint import sign_checkpoint as sign_checkpoint_note
+from ...audit.entry import GENESIS_PREV, Entry, JSONValue
+from ...audit.log import format_time
+from ...audit.note import NoteSigner
+from ...audit.proof import TlogProof
+from ...audit.verify import checkpoint_line
+from .models import HEAD_ID, AuditCheckpoint, AuditEntry, AuditHead, AuditNode, AuditSubject
+
+_EMPTY_HASH = b"\x00" * 32
+_head = AuditHead.__table__
+
+
+class AuditLogError(Exception):
+    """The audit log cannot answer (unknown entry, no checkpoint yet, ...)."""
+
+
+def _ensure_head(session: Session) -> None:
+    values = {"id": HEAD_ID, "size": 0, "last_hash": _EMPTY_HASH, "compact_range": b""}
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        session.execute(postgresql.insert(_head).values(values).on_conflict_do_nothing())
+    elif name == "sqlite":
+        session.execute(sqlite.insert(_head).values(values).on_conflict_do_nothing())
+    elif session.execute(select(_head.c.id)).first() is None:
+        session.execute(insert(_head).values(values))
+
+
+def _lock_head(session: Session) -> tuple[int, bytes, bytes]:
+    """Take the append lock and return (size, last entry hash, compact range)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        # Take SQLite's write lock before reading (see the module docstring).
+        result = session.execute(update(_head).where(_head.c.id == HEAD_ID)
+                                 .values(size=_head.c.size))
+        if result.rowcount == 0:  # type: ignore[attr-defined]  # CursorResult
+            _ensure_head(session)
+    row = session.execute(select(_head.c.size, _head.c.last_hash, _head.c.compact_range)
+                          .where(_head.c.id == HEAD_ID).with_for_update()).first()
+    if row is None:
+        _ensure_head(session)
+        row = session.execute(select(_head.c.size, _head.c.last_hash, _head.c.compact_range)
+                              .where(_head.c.id == HEAD_ID).with_for_update()).one()
+    return int(row.size), bytes(row.last_hash), bytes(row.compact_range)
+
+
+def append(session: Session, *, actor: str, action: str,
+           subject: Mapping[str, str] | None = None,
+           details: Mapping[str, JSONValue] | None = None,
+           now: datetime | None = None) -> Entry:
+    """Append one entry inside the caller's transaction and return it.
+
+    Raises ``EntryFormatError`` for a malformed entry (the caller's change
+    must then fail too) and database errors as they come.
+    """
+    size, last_hash, compact = _lock_head(session)
+    entry = Entry(seq=size, time=format_time(now or datetime.now(UTC)), actor=actor,
+                  action=action, subject=dict(subject or {}), details=dict(details or {}),
+                  prev=last_hash.hex() if size else GENESIS_PREV)
+    data = entry.canonical_bytes()
+    entry_hash = hashlib.sha256(data).digest()
+    leaf = merkle.leaf_hash(data)
+    tree = merkle.CompactRange.from_bytes(size, compact)
+    created = tree.append(leaf)
+    session.execute(insert(AuditEntry.__table__).values(
+        seq=size, canonical=data, entry_hash=entry_hash, leaf_hash=leaf,
+        action=action, actor=actor))
+    if entry.subject:
+        session.execute(insert(AuditSubject.__table__), [
+            {"kind": kind, "subject_id": ident, "seq": size}
+            for kind, ident in entry.subject.items()])
+    session.execute(insert(AuditNode.__table__), [
+        {"level": level, "index": index, "hash": digest} for level, index, digest in created])
+    session.execute(update(_head).where(_head.c.id == HEAD_ID).values(
+        size=size + 1, last_hash=entry_hash, compact_range=tree.to_bytes()))
+    return entry
+
+
+class DbHashSource:
+    """``merkle.HashSource`` over ``audit_nodes``, with a small per-use cache."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.cache: dict[tuple[int, int], bytes] = {}
+
+    def node(self, level: int, index: int) -> bytes:
+        key = (level, index)
+        if key not in self.cache:
+            value = self.session.execute(select(AuditNode.hash).where(
+                AuditNode.level == level, AuditNode.index == index)).scalar_one_or_none()
+            if value is None:
+                raise KeyError(key)
+            self.cache[key] = bytes(value)
+        return self.cache[key]
+
+
+def head_size(session: Session) -> int:
+    size = session.execute(select(_head.c.size).where(_head.c.id == HEAD_ID)).scalar()
+    return int(size or 0)
+
+
+def root_at(session: Session, size: int) -> bytes:
+    """The Merkle root of the first ``size`` entries, from stored subtree hashes."""
+    if not 0 <= size <= head_size(session):
+        raise AuditLogError(f"the log has no tree of size {size}")
+    return merkle.root(DbHashSource(session), size)
+
+
+def sign_checkpoint(session: Session, signer: NoteSigner, *,
+                    now: datetime | None = None) -> str:
+    """Sign a checkpoint of the log as committed-or-locked now, store it, return the note."""
+    row = session.execute(select(_head.c.size, _head.c.compact_range)
+                          .where(_head.c.id == HEAD_ID)).first()
+    size, compact = (int(row.size), bytes(row.compact_range)) if row else (0, b"")
+    root = merkle.CompactRange.from_bytes(size, compact).root()
+    note = sign_checkpoint_note(Checkpoint(signer.name, size, root), signer)
+    session.execute(insert(AuditCheckpoint.__table__).values(
+        size=size, root_hash=root, note=note, created_at=now or datetime.now(UTC)))
+    return note
+
+
+def latest_checkpoint(session: Session) -> str | None:
+    """The newest signed checkpoint note, or None before the first one."""
+    note = session.execute(select(AuditCheckpoint.note).order_by(
+        AuditCheckpoint.size.desc(), AuditCheckpoint.id.desc()).limit(1)).scalar()
+    return None if note is None else str(note)
+
+
+def checkpoint_due(session: Session, *, interval_seconds: float, now: datetime | None = None
+                   ) -> bool:
+    """Whether the periodic signer should sign now: new entries and the interval passed."""
+    row = session.execute(select(AuditCheckpoint.size, AuditCheckpoint.created_at).order_by(
+        AuditCheckpoint.id.desc()).limit(1)).first()
+    size = head_size(session)
+    if row is None:
+        return size > 0
+    elapsed = ((now or datetime.now(UTC)) - row.created_at).total_seconds()
+    return size > int(row.size) and elapsed >= interval_seconds
+
+
+def entry_bytes(session: Session, seq: int) -> bytes:
+    """The canonical bytes of entry ``seq``."""
+    data = session.execute(select(AuditEntry.canonical).where(AuditEntry.seq == seq)).scalar()
+    if data is None:
+        raise AuditLogError(f"no audit entry {seq}")
+    return bytes(data)
+
+
+def get_entry(session: Session, seq: int) -> Entry:
+    return Entry.from_canonical(entry_bytes(session, seq))
+
+
+def seqs_about(session: Session, kind: str, subject_id: str) -> list[int]:
+    """Every entry whose subject has ``kind: subject_id``, in order."""
+    return [int(s) for s in session.execute(select(AuditSubject.seq).where(
+        AuditSubject.kind == kind, AuditSubject.subject_id == subject_id)
+        .order_by(AuditSubject.seq)).scalars()]
+
+
+def seqs_about_statement(session: Session, statement_id: str) -> list[int]:
+    return seqs_about(session, "statement", statement_id)
+
+
+def inclusion_proof(session: Session, seq: int, size: int) -> list[bytes]:
+    """RFC 9162 inclusion proof of entry ``seq`` in the tree of ``size``: O(log n) reads."""
+    if not 0 <= seq < size <= head_size(session):
+        raise AuditLogError(f"entry {seq} is not in a tree of size {size}")
+    return merkle.inclusion_proof(DbHashSource(session), seq, size)
+
+
+def consistency_proof(session: Session, size1: int, size2: int) -> list[bytes]:
+    """RFC 9162 consistency proof from the tree of ``size1`` to that of ``size2``."""
+    if not 0 <= size1 <= size2 <= head_size(session):
+        raise AuditLogError(f"no consistency proof from {size1} to {size2}")
+    return merkle.consistency_proof(DbHashSource(session), size1, size2)
+
+
+def prove(session: Session, seq: int, signer: NoteSigner | None = None) -> str:
+    """A C2SP tlog-proof of entry ``seq`` against the newest checkpoint covering it.
+
+    With a ``signer``, a fresh checkpoint is signed first (and stored).
+    """
+    if signer is not None:
+        sign_checkpoint(session, signer)
+    row = session.execute(select(AuditCheckpoint.size, AuditCheckpoint.note)
+                          .where(AuditCheckpoint.size > seq)
+                          .order_by(AuditCheckpoint.size.desc(), AuditCheckpoint.id.desc())
+                          .limit(1)).first()
+    if row is None:
+        raise AuditLogError(f"no signed checkpoint covers entry {seq} yet; sign one first")
+    hashes = inclusion_proof(session, seq, int(row.size))
+    return TlogProof(index=seq, hashes=tuple(hashes), checkpoint_note=str(row.note),
+                     extra=entry_bytes(session, seq)).encode()
+
+
+def export_jsonl(session: Session, out: BinaryIO, signer: NoteSigner | None = None,
+                 *, batch: int = 2000) -> Checkpoint:
+    """Write the JSONL export (docs/formats/audit-log.md) and return its final checkpoint.
+
+    With a ``signer`` a checkpoint of the current size is signed first (every
+    export is covered by a fresh one); without, the newest stored checkpoint
+    ends the export and later entries are left out.
+    """
+    if signer is not None:
+        sign_checkpoint(session, signer)
+    notes = session.execute(select(AuditCheckpoint.size, AuditCheckpoint.note)
+                            .order_by(AuditCheckpoint.size, AuditCheckpoint.id)).all()
+    if not notes:
+        raise AuditLogError("no signed checkpoint yet: sign one (intake audit checkpoint)")
+    final_size = int(notes[-1].size)
+    pending = [(int(size), str(note)) for size, note in notes]
+    position = 0
+    # Checkpoints of size 0 come first; each other one follows the entry that
+    # completes its tree, so a streaming reader can check it on the spot.
+    while pending and pending[0][0] == 0:
+        out.write(checkpoint_line(pending.pop(0)[1]))
+    while position < final_size:
+        rows = session.execute(select(AuditEntry.seq, AuditEntry.canonical)
+                               .where(AuditEntry.seq >= position,
+                                      AuditEntry.seq < min(position + batch, final_size))
+                               .order_by(AuditEntry.seq)).all()
+        if not rows:
+            raise AuditLogError(f"entry {position} is missing from the database")
+        for seq, data in rows:
+            if seq != position:
+                raise AuditLogError(f"entry {position} is missing from the database")
+            out.write(bytes(data) + b"\n")
+            position += 1
+            while pending and pending[0][0] == position:
+                out.write(checkpoint_line(pending.pop(0)[1]))
+    last = notes[-1].note
+    return _parse_own(str(last), signer)
+
+
+def _parse_own(note: str, signer: NoteSigner | None) -> Checkpoint:
+    from ...audit.checkpoint import parse_unverified_checkpoint
+    from ...audit.note import split_note
+
+    if signer is not None:
+        return open_checkpoint(note, signer.verifier)
+    # Our own database's note: reported back to the caller, not trusted by anyone.
+    text, _ = split_note(note)
+    return parse_unverified_checkpoint(text)
