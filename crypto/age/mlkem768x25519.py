@@ -130,7 +130,7 @@ def _is_low_order(point: bytes, scalar: x25519.X25519PrivateKey) -> bool:
 class HybridRecipient:
     """An ``age1pq1…`` recipient: wraps a file key in one ``mlkem768x25519`` stanza."""
 
-    __slots__ = ("_key", "_public_bytes")
+    __slots__ = ("_key", "_public_bytes", "_text")
 
     def __init__(self, public_bytes: bytes) -> None:
         """Build a recipient from its 1216-byte public key.
@@ -153,6 +153,8 @@ class HybridRecipient:
         if _is_low_order(x25519_bytes, x25519.X25519PrivateKey.generate()):
             raise KeyFormatError("mlkem768x25519 recipient: X25519 key is a low-order point")
         self._public_bytes = public_bytes
+        # Bech32 over 1216 bytes costs milliseconds in pure Python: encode once.
+        self._text: str | None = None
         self._key = hpke.MLKEM768X25519PublicKey(
             mlkem_key, x25519.X25519PublicKey.from_public_bytes(x25519_bytes)
         )
@@ -168,7 +170,11 @@ class HybridRecipient:
         hrp, data = bech32.decode(text)
         if hrp != RECIPIENT_HRP:
             raise KeyFormatError("not an age1pq1 recipient")
-        return cls(data)
+        recipient = cls(data)
+        # Decoding checked the checksum and the zero padding bits, so the lower-case
+        # input is exactly the canonical encoding of ``data``.
+        recipient._text = text
+        return recipient
 
     @property
     def labels(self) -> frozenset[str]:
@@ -196,7 +202,9 @@ class HybridRecipient:
         return [Stanza(type=STANZA_TYPE, args=(_b64encode(enc),), body=body)]
 
     def __str__(self) -> str:
-        return bech32.encode(RECIPIENT_HRP, self._public_bytes)
+        if self._text is None:
+            self._text = bech32.encode(RECIPIENT_HRP, self._public_bytes)
+        return self._text
 
     def __repr__(self) -> str:
         return f"HybridRecipient({str(self)[:20]}…)"
