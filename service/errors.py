@@ -122,6 +122,17 @@ class ThrottledError(ServiceError):
         return {"Retry-After": str(self.retry_after)}
 
 
+class RequestBodyTooLarge(StarletteHTTPException):
+    """Raised while the body streams in, once it passes the limit.
+
+    An HTTPException (not a ServiceError) because FastAPI re-raises those from
+    body reading unchanged, where it would turn anything else into a 400.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, detail=f"request body over the limit of {limit} bytes")
+
+
 def problem_response(
     status: int,
     *,
@@ -172,7 +183,8 @@ async def _http_exception_handler(request: Request, exc: Exception) -> JSONRespo
     # Starlette's own details ("Not Found", "Method Not Allowed") are generic;
     # anything else might have been written carelessly, so only the phrase goes out.
     headers = dict(exc.headers or {})
-    return problem_response(status, headers=headers)
+    detail = exc.detail if isinstance(exc, RequestBodyTooLarge) else None
+    return problem_response(status, headers=headers, detail=detail)
 
 
 async def _service_error_handler(request: Request, exc: Exception) -> JSONResponse:

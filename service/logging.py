@@ -197,7 +197,7 @@ class RequestMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        from .errors import PayloadTooLargeError, problem_response
+        from .errors import RequestBodyTooLarge, problem_response
 
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         incoming = headers.get("x-request-id", "")
@@ -240,8 +240,7 @@ class RequestMiddleware:
                     if message["type"] == "http.request":
                         received += len(message.get("body", b""))
                         if received > limit:
-                            raise PayloadTooLargeError(
-                                f"request body over the limit of {limit} bytes")
+                            raise RequestBodyTooLarge(limit)
                     return message
 
                 await self.app(scope, limited_receive, send_wrapper)

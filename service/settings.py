@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -187,7 +187,7 @@ class _ProcessKey:
 _DEV_FALLBACK_KEY = _ProcessKey()
 
 
-def load_settings(data_dir: Path | None = None, **overrides: object) -> Settings:
+def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
     """Settings from the environment, then DATA_DIR/intake.env, then ``overrides``.
 
     Environment variables win over the file, so an operator can override one
@@ -197,7 +197,7 @@ def load_settings(data_dir: Path | None = None, **overrides: object) -> Settings
 
     directory = data_dir or Path(os.environ.get("INTAKE_DATA_DIR", "var"))
     env_file = directory / ENV_FILE_NAME
-    kwargs: dict[str, object] = {"data_dir": directory, **overrides}
+    kwargs: dict[str, Any] = {"data_dir": directory, **overrides}
     if env_file.is_file():
-        return Settings(_env_file=env_file, **kwargs)  # type: ignore[call-arg]
-    return Settings(**kwargs)  # type: ignore[arg-type]
+        kwargs["_env_file"] = env_file
+    return Settings(**kwargs)

@@ -173,7 +173,7 @@ def login(session: Session, settings: Settings, *, username: str, password: str,
         ok, reason = False, "disabled"
     else:
         ok, reason = True, ""
-    if not ok:
+    if not ok or account is None:
         locked = throttle.record_failure(session, subjects, settings, now)
         audit_hook.record(session, actor=account.id if account else audit_hook.ANONYMOUS,
                           action="login.failed",
