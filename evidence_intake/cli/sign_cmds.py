@@ -31,6 +31,11 @@ from ..crypto.minisign import (
     SigningKey,
     verify_stream,
 )
+from ..crypto.minisign.encoding import (
+    MAX_TRUSTED_COMMENT_BYTES,
+    MAX_UNTRUSTED_COMMENT_BYTES,
+    check_comment,
+)
 from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError, atomic_output, open_input
 
 DEFAULT_PUBLIC_KEY_FILE = "minisign.pub"
@@ -178,18 +183,23 @@ def _sign(args: argparse.Namespace) -> int:
     if args.file == "-" and not args.signature_file:
         raise CommandError("signing stdin needs -x SIGFILE", EXIT_USAGE)
     signature_path = args.signature_file or args.file + SIGNATURE_SUFFIX
-    key = _load_signing_key(args.secret_key_file, args.passphrase_file)
     trusted = args.trusted_comment
     if not trusted:
         name = "stdin" if args.file == "-" else Path(args.file).name
         trusted = f"timestamp:{int(time.time())}\tfile:{name}\thashed"
     untrusted = (DEFAULT_UNTRUSTED_COMMENT if args.untrusted_comment is None
                  else args.untrusted_comment)
+    # Check what is cheap to check before asking for a passphrase and
+    # spending seconds on scrypt: the comments, and that FILE can be read.
+    try:
+        check_comment(trusted, MAX_TRUSTED_COMMENT_BYTES, "trusted comment")
+        check_comment(untrusted, MAX_UNTRUSTED_COMMENT_BYTES, "untrusted comment")
+    except ValueError as err:
+        raise CommandError(str(err), EXIT_USAGE) from err
     with open_input(args.file) as stream:
+        key = _load_signing_key(args.secret_key_file, args.passphrase_file)
         try:
             text = key.sign_stream(stream, trusted, untrusted)
-        except ValueError as err:
-            raise CommandError(str(err), EXIT_USAGE) from err
         except OSError as err:
             raise CommandError(f"cannot read {args.file}: {err.strerror}", EXIT_USAGE) from err
     with atomic_output(signature_path, mode=0o644, force=True) as out:

@@ -241,6 +241,13 @@ def test_sign_with_an_encrypted_key_and_no_terminal_asks_for_a_passphrase_file(
     assert not (tmp_path / "f.txt.minisig").exists()
 
 
+def test_sign_checks_the_file_before_asking_for_a_passphrase(tmp_path: Path) -> None:
+    key = SigningKey.generate()
+    (tmp_path / "k.key").write_text(key.to_file_text(b"right", **FAST))
+    err = assert_one_line_error(run("sign", "missing.txt", "-s", "k.key", cwd=tmp_path), 2)
+    assert "missing.txt" in err and "passphrase" not in err
+
+
 def test_sign_with_a_wrong_passphrase_fails_and_writes_nothing(tmp_path: Path) -> None:
     key = SigningKey.generate()
     (tmp_path / "k.key").write_text(key.to_file_text(b"right", **FAST))
