@@ -203,13 +203,15 @@ class _PrefixedReader(io.RawIOBase):
         return len(data)
 
 
-def _input(src: BinaryIO, armored: bool | None) -> io.BufferedReader:
+def _input(src: BinaryIO, armored: bool | None) -> io.BufferedIOBase:
     """A buffered reader of the (de-armored) age file; armor auto-detected if None."""
     sniff = b""
     if armored is None:
         sniff = src.read(_SNIFF_SIZE) or b""
         armored = is_armored_prefix(sniff)
-    reader = io.BufferedReader(_PrefixedReader(sniff, src), buffer_size=128 * 1024)
+    reader: io.BufferedIOBase = io.BufferedReader(
+        _PrefixedReader(sniff, src), buffer_size=128 * 1024
+    )
     if armored:
         reader = io.BufferedReader(ArmorReader(reader), buffer_size=128 * 1024)
     return reader

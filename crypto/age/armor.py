@@ -46,7 +46,7 @@ class ArmorReader(io.RawIOBase):
     Errors surface from ``readinto`` as :class:`ArmorError`.
     """
 
-    def __init__(self, src: BinaryIO) -> None:
+    def __init__(self, src: BinaryIO | io.BufferedIOBase) -> None:
         super().__init__()
         self._src = src
         self._started = False

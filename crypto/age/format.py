@@ -17,7 +17,7 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from ..errors import HeaderError
 from .stanza import Stanza
@@ -106,7 +106,13 @@ def encode(stanzas: Sequence[Stanza], mac: bytes) -> bytes:
     return encode_without_mac(stanzas) + b" " + b64_encode(mac).encode("ascii") + b"\n"
 
 
-def _read_line(src: BinaryIO) -> bytes:
+class LineSource(Protocol):
+    """A buffered binary stream: the header is read line by line."""
+
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
+def _read_line(src: BinaryIO | LineSource) -> bytes:
     """One LF-terminated line, without its LF; a missing LF is a header error."""
     line = src.readline(_MAX_LINE + 1)
     if not line.endswith(b"\n"):
@@ -121,7 +127,7 @@ def _ascii(line: bytes) -> str:
         raise HeaderError("non-ASCII byte in header") from err
 
 
-def parse_unverified(src: BinaryIO) -> Header:
+def parse_unverified(src: BinaryIO | LineSource) -> Header:
     """Read and parse a header from ``src``, leaving ``src`` at the payload nonce.
 
     The result is *unverified*: its MAC can only be checked once an identity

@@ -46,7 +46,15 @@ Progress = Callable[[int], None]
 class Writable(Protocol):
     """Where sealed bytes go: a binary file, or the armor encoder."""
 
-    def write(self, data: bytes, /) -> object: ...
+    def write(self, data: bytes | memoryview, /) -> object: ...
+
+
+class Readable(Protocol):
+    """Where sealed or plain bytes come from: any buffered binary stream."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
 
 
 def payload_key(file_key: bytes, nonce: bytes) -> bytes:
@@ -62,12 +70,21 @@ def _chunk_nonce(counter: int, last: bool) -> bytes:
     return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
 
 
-def read_full(src: BinaryIO, buf: memoryview) -> int:
-    """Fill ``buf`` from ``src``; returns fewer bytes only at end of input."""
+def read_full(src: BinaryIO | Readable, buf: memoryview) -> int:
+    """Fill ``buf`` from ``src``; returns fewer bytes only at end of input.
+
+    Uses ``readinto`` (no copy) when ``src`` has it, ``read`` otherwise.
+    """
     filled = 0
     size = len(buf)
+    readinto = getattr(src, "readinto", None)
     while filled < size:
-        n = src.readinto(buf[filled:])
+        if readinto is not None:
+            n = readinto(buf[filled:])
+        else:
+            data = src.read(size - filled)
+            n = len(data)
+            buf[filled : filled + n] = data
         if not n:
             break
         filled += n
@@ -158,7 +175,7 @@ class StreamReader:
     Everything returned before that error is untrusted.
     """
 
-    def __init__(self, src: BinaryIO, key: bytes) -> None:
+    def __init__(self, src: BinaryIO | Readable, key: bytes) -> None:
         self._src = src
         self._aead = ChaCha20Poly1305(key)
         self._enc = memoryview(bytearray(ENCRYPTED_CHUNK_SIZE))
@@ -231,7 +248,7 @@ class StreamReader:
     def read(self, size: int = -1) -> bytes:
         """Read up to ``size`` bytes (all remaining bytes if negative)."""
         if size < 0:
-            parts = []
+            parts: list[bytes] = []
             while True:
                 piece = self.read(CHUNK_SIZE)
                 if not piece:
