@@ -1,0 +1,69 @@
+"""Shared setup for the statements API tests: bodies, keys and uploads."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from evidence_intake.crypto.age import X25519Identity, decrypt
+from evidence_intake.crypto.age.mlkem768x25519 import HybridIdentity
+from evidence_intake.service.intake.blobstore import FilesystemBlobStore
+from evidence_intake.service.recipient_sets import add_recipient, create_body
+from intake_api_support import Api
+from intake_samples import multipart, record_bytes
+
+
+@dataclass
+class Bodies:
+    """Three receiving bodies: classical ``un``, post-quantum ``icc``, ``empty`` without keys."""
+
+    un: str
+    icc: str
+    empty: str
+    un_key: X25519Identity
+    icc_key: HybridIdentity
+
+
+def make_bodies(api: Api) -> Bodies:
+    admin_id, _ = api.create_account("admin")
+    un_key, icc_key = X25519Identity.generate(), HybridIdentity.generate()
+    with api.database.session() as session:
+        un = create_body(session, actor=admin_id, name=api.unique("UN mechanism"), description="")
+        icc = create_body(session, actor=admin_id, name=api.unique("ICC OTP"), description="")
+        empty = create_body(session, actor=admin_id, name=api.unique("No keys"), description="")
+        session.flush()
+        add_recipient(session, api.settings, actor=admin_id, body_id=un.id, organisation="UN",
+                      person="Investigator", recipient=str(un_key.recipient))
+        add_recipient(session, api.settings, actor=admin_id, body_id=icc.id, organisation="ICC",
+                      person="Investigator", recipient=str(icc_key.recipient))
+        ids = un.id, icc.id, empty.id
+        session.commit()
+    return Bodies(*ids, un_key=un_key, icc_key=icc_key)
+
+
+def submit(api: Api, rec: dict[str, Any], text: bytes = b"statement",
+           attachments: tuple[bytes, ...] = (), role: str = "counsellor",
+           headers: dict[str, str] | None = None) -> Any:
+    parts: list[tuple[str, str | None, str, bytes]] = [
+        ("record", None, "application/json", record_bytes(rec)),
+        ("text", None, "text/plain; charset=utf-8", text)]
+    parts += [("attachment", f"evidence-{i}.bin", "application/octet-stream", a)
+              for i, a in enumerate(attachments)]
+    body, ctype = multipart(parts)
+    return api.client.post("/api/v1/statements", content=body,
+                           headers={**api.auth(role), "Content-Type": ctype, **(headers or {})})
+
+
+def open_blob(api: Api, digest: str, identity: Any) -> bytes:
+    store = FilesystemBlobStore(api.settings.blob_path)
+    out = io.BytesIO()
+    with store.open(digest) as src:
+        decrypt(src, out, [identity])
+    return out.getvalue()
+
+
+def open_record(api: Api, digest: str, identity: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(open_blob(api, digest, identity))
+    return doc

@@ -1,0 +1,93 @@
+"""A client that disconnects mid-upload leaves no statement, no audit entry, no blob.
+
+The app is called as an ASGI application with a ``receive`` that delivers
+the record, the text and part of a large attachment, then reports
+``http.disconnect`` exactly as uvicorn does when the socket closes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from intake_api_support import Api
+from intake_samples import multipart, record, record_bytes
+from sqlalchemy import text
+from statements_support import make_bodies
+
+
+def _call(app: Any, headers: dict[str, str], chunks: list[bytes], *,
+          disconnect: bool) -> list[dict[str, Any]]:
+    """Run one request; with ``disconnect`` the client vanishes after ``chunks``."""
+    sent: list[dict[str, Any]] = []
+    queue = list(chunks)
+
+    async def receive() -> dict[str, Any]:
+        if queue:
+            await anyio.sleep(0)
+            chunk = queue.pop(0)
+            return {"type": "http.request", "body": chunk,
+                    "more_body": disconnect or bool(queue)}
+        if not disconnect:
+            await anyio.sleep(3600)  # a well-behaved client just waits for the answer
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "https", "path": "/api/v1/statements", "raw_path": b"/api/v1/statements",
+        "root_path": "", "query_string": b"", "server": ("testserver", 443),
+        "client": ("127.0.0.1", 50000),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+    }
+    anyio.run(app, scope, receive, send)
+    return sent
+
+
+def _counts(api: Api) -> tuple[int, int]:
+    # The PostgreSQL database is shared by the session's tests: compare, do not expect zero.
+    with api.database.engine.connect() as conn:
+        return (conn.execute(text("SELECT count(*) FROM statements")).scalar_one(),
+                conn.execute(text("SELECT count(*) FROM statement_blobs")).scalar_one())
+
+
+def test_disconnect_mid_attachment_leaves_nothing(api: Api, tmp_path: Path) -> None:
+    bodies = make_bodies(api)
+    body, ctype = multipart([
+        ("record", None, "application/json", record_bytes(record([bodies.un, bodies.icc]))),
+        ("text", None, "text/plain", b"statement"),
+        ("attachment", "one.bin", "application/octet-stream", os.urandom(100_000)),
+        ("attachment", "two.bin", "application/octet-stream", os.urandom(6 << 20)),
+    ])
+    cut = len(body) - (3 << 20)  # the first attachment is complete, the second is not
+    chunks = [body[i:i + 65536] for i in range(0, cut, 65536)]
+    headers = {**api.auth("counsellor"), "content-type": ctype,
+               "content-length": str(len(body)), "host": "testserver"}
+    before = api.audit_actions(), _counts(api)
+
+    _call(api.client.app, headers, chunks, disconnect=True)
+
+    assert (api.audit_actions(), _counts(api)) == before
+    assert os.listdir(api.settings.blob_path) == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_complete_upload_through_the_same_path_is_stored(api: Api) -> None:
+    """Control for the test above: the hand-made ASGI call does work when not cut short."""
+    bodies = make_bodies(api)
+    body, ctype = multipart([
+        ("record", None, "application/json", record_bytes(record([bodies.un]))),
+        ("text", None, "text/plain", b"statement"),
+    ])
+    headers = {**api.auth("counsellor"), "content-type": ctype,
+               "content-length": str(len(body)), "host": "testserver"}
+    chunks = [body[i:i + 65536] for i in range(0, len(body), 65536)]
+
+    sent = _call(api.client.app, headers, chunks, disconnect=False)
+    assert sent[0]["status"] == 201
+    assert len(os.listdir(api.settings.blob_path)) == 1
