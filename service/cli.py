@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from .settings import ENV_FILE_NAME, Settings, load_settings
 
 SYSTEM_ACTOR = "system"
@@ -228,9 +230,12 @@ def openapi_document(settings: Settings) -> str:
     from .app import create_app
     from .db import Database
 
-    database = Database.from_settings(settings)
+    # The document needs no data: an in-memory database keeps this from
+    # creating ./var or touching a real database.
+    offline = settings.model_copy(update={"database_url": SecretStr("sqlite://")})
+    database = Database.from_settings(offline)
     try:
-        app = create_app(settings, database=database)
+        app = create_app(offline, database=database)
         return json.dumps(app.openapi(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     finally:
         database.dispose()

@@ -211,7 +211,7 @@ def logout(session: Session, *, account_id: str, session_id: str) -> None:
     row = session.get(LoginSession, session_id)
     if row is not None and row.account_id == account_id and row.ended_at is None:
         row.ended_at = utcnow()
-        audit_hook.record(session, actor=account_id, action="logout",
+        audit_hook.record(session, actor=account_id, action="session.ended",
                           subject={"account": account_id, "session": row.id})
     session.commit()
 

@@ -79,7 +79,23 @@ def regenerate_initial(message: str = "initial schema") -> Path:
             engine.dispose()
     if script is None or isinstance(script, list):
         raise RuntimeError("alembic did not write exactly one revision")
-    return Path(script.path)
+    path = Path(script.path)
+    _tidy(path)
+    return path
+
+
+def _tidy(path: Path) -> None:
+    """Format the generated file with the project's ruff, when it is installed."""
+    import shutil
+    import subprocess
+    import sys
+
+    ruff = Path(sys.executable).with_name("ruff")
+    command = str(ruff) if ruff.exists() else shutil.which("ruff")
+    if command is None:
+        return
+    subprocess.run([command, "format", "-q", str(path)], check=True)  # noqa: S603
+    subprocess.run([command, "check", "-q", "--fix", str(path)], check=False)  # noqa: S603
 
 
 if __name__ == "__main__":

@@ -34,24 +34,22 @@ ROLES = ("admin", "counsellor", "export_officer", "auditor")
 def client_class() -> Any:
     """Starlette's TestClient, imported without its httpx deprecation warning."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore")  # StarletteDeprecationWarning: httpx vs httpx2
         from fastapi.testclient import TestClient
     return TestClient
 
 
 def prepare_schema(database: Database) -> None:
+    """Every table; the audit log's append-only triggers come with them (DDL events)."""
     Base.metadata.create_all(database.engine)
-    from evidence_intake.service.audit_hook import trigger_ddl
-
-    with database.engine.begin() as connection:
-        for statement in trigger_ddl(connection.dialect.name):
-            connection.exec_driver_sql(statement)
 
 
 def make_settings(data_dir: Path, database_url: str | None = None, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "data_dir": data_dir,
-        "secret_key": TEST_SECRET,
+        # A key per app: client identifiers are keyed hashes, so throttling
+        # state of one test never leaks into another sharing the database.
+        "secret_key": TEST_SECRET + secrets.token_hex(8),
         "argon2_opslimit": 1,
         "argon2_memlimit": 8192,
         "log_json": True,
@@ -69,6 +67,7 @@ class Api:
     client: Any
     settings: Settings
     database: Database
+    audit_start: int = 0
     tokens: dict[str, str] = field(default_factory=dict)
     accounts: dict[str, str] = field(default_factory=dict)
 
@@ -103,9 +102,10 @@ class Api:
         return {"Authorization": f"Bearer {self.token_for(role)}"}
 
     def audit_actions(self) -> list[str]:
-        """The ``action`` of every audit entry so far, oldest first."""
+        """The ``action`` of every audit entry written since this app started, oldest first."""
         with self.database.engine.connect() as conn:
-            rows = conn.execute(text("SELECT action FROM audit_entries ORDER BY seq"))
+            rows = conn.execute(text("SELECT action FROM audit_entries WHERE seq >= :start "
+                                     "ORDER BY seq"), {"start": self.audit_start})
             return [row[0] for row in rows]
 
 
@@ -119,7 +119,9 @@ def make_api(tmp_path: Path, backend: str, request: pytest.FixtureRequest,
     app = create_app(settings, database=database)
     tc = client_class()
     with tc(app, base_url="https://testserver", raise_server_exceptions=False) as client:
-        yield Api(client, settings, database)
+        with database.engine.connect() as conn:
+            start = conn.execute(text("SELECT COUNT(*) FROM audit_entries")).scalar_one()
+        yield Api(client, settings, database, audit_start=int(start))
     database.dispose()
 
 

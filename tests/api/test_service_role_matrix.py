@@ -19,6 +19,7 @@ ANY = frozenset(ROLES)
 ADMIN = frozenset({"admin"})
 BODY_READERS = frozenset({"admin", "counsellor", "export_officer"})
 COUNSELLOR = frozenset({"counsellor"})
+COUNSELLOR_OR_ADMIN = frozenset({"counsellor", "admin"})
 EXPORT_OFFICER = frozenset({"export_officer"})
 AUDITOR = frozenset({"auditor"})
 
@@ -43,6 +44,17 @@ EXPECTED: dict[tuple[str, str], str | frozenset[str]] = {
     ("GET", "/api/v1/bodies/{body_id}"): BODY_READERS,
     ("POST", "/api/v1/bodies/{body_id}/recipients"): ADMIN,
     ("POST", "/api/v1/bodies/{body_id}/recipients/{recipient_id}/retire"): ADMIN,
+    # Statements (issue 4): counsellors submit and see their own; admins handle
+    # withdrawals, so they see metadata and receipts too.
+    ("POST", "/api/v1/statements"): COUNSELLOR,
+    ("GET", "/api/v1/statements"): COUNSELLOR,
+    ("GET", "/api/v1/statements/{statement_id}"): COUNSELLOR_OR_ADMIN,
+    ("GET", "/api/v1/statements/{statement_id}/receipt"): COUNSELLOR_OR_ADMIN,
+    ("POST", "/api/v1/statements/{statement_id}/withdrawal"): COUNSELLOR_OR_ADMIN,
+    # Exports (issue 5).
+    ("POST", "/api/v1/exports"): EXPORT_OFFICER,
+    ("GET", "/api/v1/exports"): EXPORT_OFFICER,
+    ("GET", "/api/v1/exports/{export_id}/bundle"): EXPORT_OFFICER,
 }
 
 

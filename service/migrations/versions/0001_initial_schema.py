@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 14:42:12.216511+00:00
+Create Date: 2026-11-29 14:48:04.764904+00:00
 """
 
 from __future__ import annotations
@@ -44,6 +44,69 @@ def upgrade() -> None:
         sa.Column("password_changed_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_accounts")),
         sa.UniqueConstraint("username", name=op.f("uq_accounts_username")),
+    )
+    op.create_table(
+        "audit_checkpoints",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("size", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("root_hash", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_checkpoints")),
+    )
+    with op.batch_alter_table("audit_checkpoints", schema=None) as batch_op:
+        batch_op.create_index("ix_audit_checkpoints_size", ["size"], unique=False)
+
+    op.create_table(
+        "audit_entries",
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=False,
+            nullable=False,
+        ),
+        sa.Column("canonical", sa.LargeBinary(), nullable=False),
+        sa.Column("entry_hash", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("leaf_hash", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("action", sa.String(length=100), nullable=False),
+        sa.Column("actor", sa.String(length=200), nullable=False),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_audit_entries")),
+    )
+    with op.batch_alter_table("audit_entries", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_audit_entries_action"), ["action"], unique=False)
+        batch_op.create_index(batch_op.f("ix_audit_entries_actor"), ["actor"], unique=False)
+
+    op.create_table(
+        "audit_head",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("size", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("last_hash", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("compact_range", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_head")),
+    )
+    op.create_table(
+        "audit_nodes",
+        sa.Column("level", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column(
+            "index",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=False,
+            nullable=False,
+        ),
+        sa.Column("hash", sa.LargeBinary(length=32), nullable=False),
+        sa.PrimaryKeyConstraint("level", "index", name=op.f("pk_audit_nodes")),
+    )
+    op.create_table(
+        "audit_subjects",
+        sa.Column("kind", sa.String(length=64), nullable=False),
+        sa.Column("subject_id", sa.String(length=200), nullable=False),
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=False,
+            nullable=False,
+        ),
+        sa.PrimaryKeyConstraint("kind", "subject_id", "seq", name=op.f("pk_audit_subjects")),
     )
     op.create_table(
         "login_throttle",
@@ -353,5 +416,17 @@ def downgrade() -> None:
     op.drop_table("api_tokens")
     op.drop_table("receiving_bodies")
     op.drop_table("login_throttle")
+    op.drop_table("audit_subjects")
+    op.drop_table("audit_nodes")
+    op.drop_table("audit_head")
+    with op.batch_alter_table("audit_entries", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_audit_entries_actor"))
+        batch_op.drop_index(batch_op.f("ix_audit_entries_action"))
+
+    op.drop_table("audit_entries")
+    with op.batch_alter_table("audit_checkpoints", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_checkpoints_size")
+
+    op.drop_table("audit_checkpoints")
     op.drop_table("accounts")
     # ### end Alembic commands ###
