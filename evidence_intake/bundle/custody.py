@@ -55,12 +55,12 @@ def build_report(bundle_path: Path, verification: Verification, opened: OpenResu
                                "routing": dict(statement.routing), "audit_history": history})
     export_entry = None
     if manifest is not None and evidence is not None:
-        entry = evidence.entries.get(manifest.export_entry_seq)
-        if entry is not None:
-            export_entry = {"seq": entry.seq, "time": entry.fields.get("time"),
-                            "actor": entry.fields.get("actor"), "action": entry.action,
-                            "entry_sha256": entry.entry_hash,
-                            "inclusion_proof_verified": entry.proved}
+        logged = evidence.entries.get(manifest.export_entry_seq)
+        if logged is not None:
+            export_entry = {"seq": logged.seq, "time": logged.fields.get("time"),
+                            "actor": logged.fields.get("actor"), "action": logged.action,
+                            "entry_sha256": logged.entry_hash,
+                            "inclusion_proof_verified": logged.proved}
     return {
         "format": REPORT_FORMAT,
         "generated": (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -193,9 +193,9 @@ def _check_proofs(archive: SafeArchive, root: bytes, evidence: AuditEvidence,
     for seq, entry in sorted(evidence.entries.items()):
         subject = f"entry {seq}"
         try:
-            proof = proofs.get(seq)
-            if proof is None:
+            if seq not in proofs:
                 raise EvidenceError(f"no inclusion proof for entry {seq}", subject=subject)
+            proof = proofs[seq]
             if proof.get("tree_size") != evidence.tree_size:
                 raise EvidenceError(
                     f"proof for entry {seq} is against tree size {proof.get('tree_size')!r}, "

@@ -226,7 +226,8 @@ def _open(args: argparse.Namespace) -> int:
             print(f"{item.bundle_path}: {item.status}{where}")
         print(f"custody report: {out_dir / 'custody-report.html'}")
     if not report.ok:
-        return report.exit_code
+        failed: int = report.exit_code
+        return failed
     return EXIT_OK if opened.all_opened else EXIT_NOT_ALL_OPENED
 
 
@@ -234,9 +235,7 @@ def _export(args: argparse.Namespace) -> int:
     if args.until and not args.since:
         raise CommandError("--until needs --since", EXIT_USAGE)
     if args.server:
-        from .export_client import export_via_api
-
-        return export_via_api(args)
+        return _export_via_api(args)
     if not args.username:
         raise CommandError("give --as USER (local database) or --server URL --token TOKEN",
                            EXIT_USAGE)
@@ -244,3 +243,73 @@ def _export(args: argparse.Namespace) -> int:
 
     code: int = export_locally(args)
     return code if code is not None else EXIT_FAILED
+
+
+def _export_via_api(args: argparse.Namespace) -> int:
+    """POST /api/v1/exports, then download the bundle, checking its SHA-256 (stdlib only)."""
+    import hashlib
+    import json
+    import urllib.error
+    import urllib.request
+
+    from .common import atomic_output
+
+    if not args.token:
+        raise CommandError("--server needs --token", EXIT_USAGE)
+    base = args.server.rstrip("/")
+    if not base.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        raise CommandError("use https:// (plain http only to localhost)", EXIT_USAGE)
+    body: dict[str, Any] = {"body_id": args.body}
+    if args.statement:
+        body["statement_ids"] = args.statement
+    elif args.new:
+        body["new_only"] = True
+    else:
+        from datetime import UTC, datetime
+
+        for key in ("since", "until"):
+            value = getattr(args, key)
+            if value:
+                when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                body[key] = (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
+    headers = {"Authorization": f"Bearer {args.token}", "Content-Type": "application/json",
+               "Accept": "application/json"}
+    request = urllib.request.Request(  # noqa: S310 - https or loopback only, checked above
+        f"{base}/api/v1/exports", method="POST", data=json.dumps(body).encode(), headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=3600) as response:  # noqa: S310
+            result = json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        try:
+            problem = json.loads(err.read())
+        except ValueError:
+            problem = {}
+        for refusal in problem.get("refused", []):
+            print(f"refused {refusal['statement_id']}: {refusal['reason']}", file=sys.stderr)
+        raise CommandError(f"server refused the export ({err.code}): "
+                           f"{problem.get('detail', err.reason)}", EXIT_FAILED) from err
+    except urllib.error.URLError as err:
+        raise CommandError(f"cannot reach {base}: {err.reason}", EXIT_FAILED) from err
+    download = urllib.request.Request(  # noqa: S310 - same checked base URL
+        base + result["download"], headers={"Authorization": f"Bearer {args.token}"})
+    hasher = hashlib.sha256()
+    if Path(args.output).exists() and not args.force:
+        raise CommandError(f"{args.output} exists; use --force to overwrite it", EXIT_USAGE)
+    with atomic_output(args.output, mode=0o600) as out, \
+            urllib.request.urlopen(download, timeout=3600) as response:  # noqa: S310
+        while chunk := response.read(1 << 20):
+            hasher.update(chunk)
+            out.write(chunk)
+        if hasher.hexdigest() != result["bundle_sha256"]:
+            raise CommandError("the downloaded bundle does not have the SHA-256 the server "
+                               "reported; discarded", EXIT_FAILED)
+    result["output"] = args.output
+    if args.json:
+        sys.stdout.write(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    else:
+        print(f"bundle {result['export_id']} for {result['body_id']}: {args.output}")
+        print(f"sha256 {result['bundle_sha256']}  ({result['bundle_size']} bytes)")
+        print(f"statements: {len(result['statement_ids'])}")
+        for refusal in result["refused"]:
+            print(f"skipped {refusal['statement_id']}: {refusal['reason']}")
+    return EXIT_OK

@@ -23,7 +23,7 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -77,7 +77,7 @@ class AuditMaterial:
     tree_size: int
     root_hash: bytes
     entries: Sequence[tuple[int, bytes]]
-    proofs: dict[int, Sequence[bytes]]
+    proofs: Mapping[int, Sequence[bytes]]
     export_entry_seq: int
 
 
@@ -126,6 +126,9 @@ class _HashingSink:
     def flush(self) -> None:
         self._raw.flush()
 
+    def close(self) -> None:
+        """The caller owns and closes the underlying file (after fsync)."""
+
     @property
     def size(self) -> int:
         return self._offset
@@ -143,7 +146,7 @@ def contents_digest_of(statements: Sequence[StatementSpec]) -> str:
 
 class _Zip:
     def __init__(self, sink: _HashingSink, when: datetime) -> None:
-        self._zip = zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True)  # type: ignore[arg-type]
+        self._zip = zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True)
         self._date_time = (when.year, when.month, when.day, when.hour, when.minute, when.second)
         self.files: list[fmt.FileEntry] = []
 
