@@ -14,7 +14,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, BinaryIO
 
 from .common import EXIT_OK, EXIT_USAGE, CommandError, atomic_output, open_input
@@ -116,6 +115,13 @@ def _passphrase_from_file(path: str) -> str:
 def _ask_passphrase(prompt: str, *, confirm: bool) -> str:
     import getpass
 
+    # Without a terminal, getpass would fall back to reading stdin, which for
+    # `intake open` is the sealed file itself: refuse instead.
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError as err:
+        raise CommandError("no terminal to ask for the passphrase; use --passphrase-file",
+                           EXIT_USAGE) from err
     try:
         first = getpass.getpass(prompt)
         if confirm and getpass.getpass("Confirm passphrase: ") != first:
@@ -198,6 +204,8 @@ def _translate(err: Exception) -> CommandError:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
     from evidence_intake.crypto.errors import CryptoError
 
     try:

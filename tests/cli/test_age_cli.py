@@ -14,8 +14,11 @@ INTAKE = [sys.executable, "-m", "evidence_intake.cli.main"]
 
 
 def run(*args: str | Path, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    # A new session has no controlling terminal, as under CI, even when the
+    # tests are started from one: nothing may prompt on /dev/tty.
     return subprocess.run(
-        [*INTAKE, *map(str, args)], input=stdin, capture_output=True, check=False, timeout=120
+        [*INTAKE, *map(str, args)], input=stdin, capture_output=True, check=False, timeout=120,
+        start_new_session=True,
     )
 
 
@@ -160,6 +163,10 @@ def test_passphrase_protected_identity_file(tmp_path: Path) -> None:
     wrong.write_text("hunter2\n")
     result = run("open", "-i", key, "--passphrase-file", wrong, stdin=sealed)
     assert "wrong passphrase" in assert_one_line_error(result)
+    # Without a terminal and without --passphrase-file, the sealed input on
+    # stdin must never be taken for the passphrase.
+    result = run("open", "-i", key, stdin=sealed)
+    assert "--passphrase-file" in assert_one_line_error(result, code=2)
 
 
 @pytest.mark.parametrize("command", ["keygen", "seal", "open"])
