@@ -41,6 +41,7 @@ class InitReport:
     kept: list[str] = field(default_factory=list)
     node_public_key: str | None = None
     log_verifier_key: str | None = None
+    revision: str | None = None
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -85,7 +86,7 @@ def init(data_dir: Path) -> InitReport:
     settings = load_settings(data_dir)
     if settings.blob_dir is None:
         _private_dir(settings.blob_path, report)
-    migrate(settings)
+    report.revision = migrate(settings)
     _node_key(settings, report)
     _log_key(settings, report)
     return report
@@ -149,8 +150,11 @@ def serve(data_dir: Path, *, host: str, port: int, workers: int) -> None:
     """Run the service under uvicorn (each worker builds its app from the settings)."""
     import uvicorn
 
-    # Checked here once so that a refusal is one clear message, not one per worker.
-    load_settings(data_dir)
+    from .logging import configure_logging
+
+    # Checked here once so that a refusal is one clear message, not one per
+    # worker; the supervisor process logs through the same redacting pipeline.
+    configure_logging(load_settings(data_dir))
     os.environ["INTAKE_DATA_DIR"] = str(data_dir)
     uvicorn.run(
         "evidence_intake.service.asgi:app_factory",

@@ -160,6 +160,9 @@ def configure_logging(settings: Settings) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    # uvicorn's access line carries the raw path with its query string and the
+    # client address; RequestMiddleware logs each request without either.
+    logging.getLogger("uvicorn.access").disabled = True
 
 
 class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -78,6 +78,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"created  {path}")
     for path in report.kept:
         print(f"kept     {path}")
+    print(f"database at revision {report.revision}")
     if report.node_public_key:
         print(f"node signing key (minisign, give to investigators): {report.node_public_key}")
     if report.log_verifier_key:
