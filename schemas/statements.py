@@ -21,12 +21,12 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-RECORD_SCHEMA = "statement-record/v1"
-RECEIPT_SCHEMA = "receipt/v1"
+RECORD_SCHEMA: Final = "statement-record/v1"
+RECEIPT_SCHEMA: Final = "receipt/v1"
 RECORD_SCHEMA_ID = "urn:evidence-intake:schema:statement-record:v1"
 RECEIPT_SCHEMA_ID = "urn:evidence-intake:schema:receipt:v1"
 

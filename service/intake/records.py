@@ -159,7 +159,7 @@ def commit_submission(session: Session, sealed: SealedSubmission, *, actor: str)
 def _receipt(statement: Statement, routing: Routing, audit: AuditRef,
              checkpoint: str | None) -> Receipt:
     return Receipt(
-        schema=RECEIPT_SCHEMA,
+        schema_=RECEIPT_SCHEMA,
         statement_id=statement.id,
         created_at=statement.created_at,
         amends=statement.amends_id,

@@ -327,7 +327,7 @@ def _require_type(info: PartInfo, expected: str, name: str) -> None:
 
 
 def _encode_record(sealed: SealedRecord, routing: Routing) -> bytes:
-    record = StatementRecord(schema=RECORD_SCHEMA, sealed=sealed, routing=routing)
+    record = StatementRecord(schema_=RECORD_SCHEMA, sealed=sealed, routing=routing)
     return json.dumps(record.model_dump(mode="json", by_alias=True, exclude_none=True),
                       ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
 

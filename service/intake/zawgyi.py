@@ -28,8 +28,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Literal
 
-import icu
-from myanmartools import ZawgyiDetector
+import icu  # type: ignore[import-untyped]  # PyICU ships no type information
+from myanmartools import ZawgyiDetector  # type: ignore[import-untyped]  # no stubs
 
 ZAWGYI_THRESHOLD = 0.95
 MIN_MYANMAR_CHARS = 10
