@@ -34,7 +34,8 @@ _MAX_IDENTITY_FILE = 1 << 20
 PassphraseCallback = Callable[[], str]
 
 
-def _pq_module() -> Any:
+def post_quantum_module() -> Any:
+    """The hybrid module, imported on first use; UnsupportedRecipientError if absent."""
     try:
         return importlib.import_module(_PQ_MODULE)
     except ModuleNotFoundError as err:
@@ -49,7 +50,7 @@ def parse_recipient(text: str) -> Recipient:
     """Parse one recipient string (``age1…`` or ``age1pq1…``)."""
     text = text.strip()
     if text.startswith(PQ_RECIPIENT_PREFIX):
-        recipient: Recipient = _pq_module().parse_pq_recipient(text)
+        recipient: Recipient = post_quantum_module().parse_pq_recipient(text)
         return recipient
     if text.lower().startswith("age1"):
         return X25519Recipient.from_string(text)
@@ -62,7 +63,7 @@ def parse_identity(text: str) -> Identity:
     """Parse one identity string (``AGE-SECRET-KEY-1…`` or ``AGE-SECRET-KEY-PQ-1…``)."""
     text = text.strip()
     if text.startswith(PQ_IDENTITY_PREFIX):
-        identity: Identity = _pq_module().parse_pq_identity(text)
+        identity: Identity = post_quantum_module().parse_pq_identity(text)
         return identity
     if text.startswith("AGE-SECRET-KEY-1"):
         return X25519Identity.from_string(text)

@@ -25,6 +25,7 @@ chunk buffers, whatever the file size.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from typing import BinaryIO, Protocol
 
@@ -167,15 +168,18 @@ def encrypt_stream(
         n = following
 
 
-class StreamReader:
-    """Decrypts a STREAM payload from ``src``; a readable, forward-only stream.
+class StreamReader(io.RawIOBase):
+    """Decrypts a STREAM payload from ``src``; a readable, forward-only raw stream.
 
-    ``read``/``readinto`` raise :class:`PayloadError` when a chunk fails to
-    authenticate, the payload is truncated, or data follows the last chunk.
-    Everything returned before that error is untrusted.
+    It works wherever a binary file does (``read``, ``readinto``,
+    ``shutil.copyfileobj``, ``io.BufferedReader``). ``read``/``readinto``
+    raise :class:`PayloadError` when a chunk fails to authenticate, the
+    payload is truncated, or data follows the last chunk. Everything returned
+    before that error is untrusted.
     """
 
     def __init__(self, src: BinaryIO | Readable, key: bytes) -> None:
+        super().__init__()
         self._src = src
         self._aead = ChaCha20Poly1305(key)
         self._enc = memoryview(bytearray(ENCRYPTED_CHUNK_SIZE))
@@ -233,7 +237,10 @@ class StreamReader:
                 self._error = PayloadError("payload malformed: data after the final chunk")
         return self._plain[:size]
 
-    def readinto(self, buf: memoryview | bytearray) -> int:
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: memoryview | bytearray) -> int:  # type: ignore[override]
         view = memoryview(buf).cast("B")
         while self._pos == self._end:
             chunk = self.next_chunk()
@@ -244,20 +251,6 @@ class StreamReader:
         view[:n] = self._plain[self._pos : self._pos + n]
         self._pos += n
         return n
-
-    def read(self, size: int = -1) -> bytes:
-        """Read up to ``size`` bytes (all remaining bytes if negative)."""
-        if size < 0:
-            parts: list[bytes] = []
-            while True:
-                piece = self.read(CHUNK_SIZE)
-                if not piece:
-                    return b"".join(parts)
-                parts.append(piece)
-        buf = bytearray(size)
-        n = self.readinto(buf)
-        del buf[n:]
-        return bytes(buf)
 
 
 def decrypt_stream(

@@ -229,9 +229,9 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 def _new_identity(pq: bool) -> tuple[object, object]:
     if pq:
-        from evidence_intake.crypto.age.keys import _pq_module
+        from evidence_intake.crypto.age.keys import post_quantum_module
 
-        identity = _pq_module().generate_identity()
+        identity = post_quantum_module().generate_identity()
         return identity, identity.recipient
     from evidence_intake.crypto.age import X25519Identity
 
