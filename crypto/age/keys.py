@@ -56,6 +56,11 @@ def parse_recipient(text: str) -> Recipient:
         return X25519Recipient.from_string(text)
     if text.startswith(("ssh-", "ecdsa-", "sk-")):
         raise UnsupportedRecipientError("SSH recipients are not supported; use an age1… key")
+    if text.upper().startswith("AGE-SECRET-KEY-"):
+        raise KeyFormatError(
+            "this is a secret key (identity), not a recipient: use its public age1… key, "
+            "and keep the secret key out of recipient lists"
+        )
     raise KeyFormatError("not an age recipient (expected age1…)")
 
 

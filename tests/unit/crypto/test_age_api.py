@@ -104,6 +104,12 @@ def test_bad_recipients_are_key_format_errors(text: str) -> None:
         parse_recipient(text)
 
 
+def test_a_secret_key_given_as_recipient_is_refused_without_echoing_it() -> None:
+    with pytest.raises(errors.KeyFormatError, match="secret key") as info:
+        parse_recipients_file(f"# oops\n{CCTV_IDENTITY}\n")
+    assert CCTV_IDENTITY not in str(info.value)
+
+
 def test_ssh_recipients_are_unsupported() -> None:
     with pytest.raises(errors.UnsupportedRecipientError):
         parse_recipient("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXU")
