@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from ..models.exports import Export, ExportItem, ExportStatus
 from ..models.recipients import KeyKind, Recipient
@@ -95,13 +95,26 @@ def candidate_ids(session: Session, body_id: str, *, statement_ids: Sequence[str
     return list(session.scalars(query))
 
 
+def _chunks(values: Sequence[str], size: int = 500) -> list[Sequence[str]]:
+    return [values[i:i + size] for i in range(0, len(values), size)]
+
+
 def choose(session: Session, body_id: str, ids: Sequence[str]) -> Selection:
-    """Apply the rules of the module docstring to each id, in order."""
-    body_keys = {row.id: row for row in session.scalars(
-        select(Recipient).where(Recipient.body_id == body_id))}
+    """Apply the rules of the module docstring to each id, in order (a few bulk queries)."""
+    body_keys = set(session.scalars(select(Recipient.id).where(Recipient.body_id == body_id)))
+    statements: dict[str, Statement] = {}
+    sealed_to_body: set[tuple[str, KeyKind]] = set()
+    for chunk in _chunks(list(ids)):
+        statements.update((row.id, row) for row in session.scalars(
+            select(Statement).where(Statement.id.in_(chunk))
+            .options(selectinload(Statement.bodies), selectinload(Statement.blobs))))
+        sealed_to_body.update((sid, kind) for sid, kind in session.execute(
+            select(StatementRecipient.statement_id, StatementRecipient.key_kind).where(
+                StatementRecipient.statement_id.in_(chunk),
+                StatementRecipient.recipient_id.in_(body_keys))))
     result = Selection()
     for sid in ids:
-        statement = session.get(Statement, sid)
+        statement = statements.get(sid)
         if statement is None:
             result.refused.append(Refusal(sid, RefusalCode.not_found))
             continue
@@ -115,10 +128,7 @@ def choose(session: Session, body_id: str, ids: Sequence[str]) -> Selection:
         if statement.status is not StatementStatus.active:
             result.refused.append(Refusal(sid, RefusalCode.withdrawn))
             continue
-        sealed_to = session.scalars(select(StatementRecipient.recipient_id).where(
-            StatementRecipient.statement_id == sid,
-            StatementRecipient.key_kind == route.key_kind))
-        if not any(rid in body_keys for rid in sealed_to):
+        if (sid, route.key_kind) not in sealed_to_body:
             result.refused.append(Refusal(sid, RefusalCode.not_sealed_to_body))
             continue
         blobs = tuple(sorted((b for b in statement.blobs if b.key_kind == route.key_kind),
@@ -129,3 +139,12 @@ def choose(session: Session, body_id: str, ids: Sequence[str]) -> Selection:
             continue
         result.chosen.append(Chosen(statement=statement, key_kind=route.key_kind, blobs=blobs))
     return result
+
+
+def still_active(session: Session, ids: Sequence[str]) -> list[str]:
+    """The ids among ``ids`` that are no longer active, read afresh from the database."""
+    changed: list[str] = []
+    for chunk in _chunks(list(ids)):
+        changed.extend(session.scalars(select(Statement.id).where(
+            Statement.id.in_(chunk), Statement.status != StatementStatus.active)))
+    return sorted(changed)

@@ -39,9 +39,9 @@ from ..errors import ConflictError, NotFoundError, PolicyError
 from ..intake.blobstore import FilesystemBlobStore
 from ..models.exports import Export, ExportItem, ExportStatus
 from ..models.recipients import ReceivingBody
-from ..models.statements import StatementStatus
 from ..settings import Settings
-from .selection import Chosen, Refusal, candidate_ids, choose
+from .evidence import entries_bytes, inclusion_proofs, seqs_about_statements
+from .selection import Chosen, Refusal, candidate_ids, choose, still_active
 from .writer import (
     AuditMaterial,
     BundleHeader,
@@ -147,29 +147,30 @@ def create_export(sessions: sessionmaker[Session], settings: Settings, *, actor:
         if not selection.chosen:
             raise NothingToExportError("no statement in the selection may go to this body",
                                        extra=_refusals_extra(selection.refused))
-        history = {c.statement.id: auditlog.seqs_about_statement(session, c.statement.id)
-                   for c in selection.chosen}
-        specs = [_spec(c, store, tuple(history[c.statement.id])) for c in selection.chosen]
-        digest = contents_digest_of(specs)
+        digest = contents_digest_of([_spec(c, store, ()) for c in selection.chosen])
         entry = auditlog.append(session, actor=actor, action=ACTION_CREATED,
                                 subject={"export": export_id, "body": body_id},
                                 details={"bundle_id": export_id, "body_id": body_id,
-                                         "statements": [s.id for s in specs],
+                                         "statements": [c.statement.id
+                                                        for c in selection.chosen],
                                          "contents_digest": digest,
-                                         "key_kinds": sorted({s.key_kind for s in specs})},
+                                         "key_kinds": sorted({c.key_kind.value
+                                                              for c in selection.chosen})},
                                 now=created)
         # The append holds the log's lock until commit: a withdrawal racing
         # with this export is either already visible here or comes after it.
-        for chosen in selection.chosen:
-            session.refresh(chosen.statement)
-            if chosen.statement.status is not StatementStatus.active:
-                raise ConflictError(f"statement {chosen.statement.id} was withdrawn meanwhile; "
-                                    "nothing was exported")
+        chosen_ids = [c.statement.id for c in selection.chosen]
+        changed = still_active(session, chosen_ids)
+        if changed:
+            raise ConflictError(f"statement {changed[0]} was withdrawn meanwhile; "
+                                "nothing was exported")
+        history = seqs_about_statements(session, chosen_ids, upto=entry.seq)
+        specs = [_spec(c, store, tuple(history[c.statement.id])) for c in selection.chosen]
         note = auditlog.sign_checkpoint(session, log_key)
         checkpoint = open_checkpoint(note, log_key.verifier)
         seqs = sorted({entry.seq, *(s for spec in specs for s in spec.audit_seqs)})
-        entries = [(seq, auditlog.entry_bytes(session, seq)) for seq in seqs]
-        proofs = {seq: auditlog.inclusion_proof(session, seq, checkpoint.size) for seq in seqs}
+        entries = entries_bytes(session, seqs)
+        proofs = inclusion_proofs(session, entries, checkpoint.size, checkpoint.root_hash)
         export = Export(id=export_id, body_id=body_id, key_kind=specs[0].key_kind,
                         created_at=created, created_by=actor, status=ExportStatus.writing,
                         statement_count=len(specs), contents_digest=digest,
