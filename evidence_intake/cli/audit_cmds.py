@@ -264,7 +264,7 @@ def _open_database(args: argparse.Namespace) -> tuple[Any, Path]:
     from ..service.db import Database
     from ..service.settings import load_settings
 
-    overrides: dict[str, object] = {}
+    overrides: dict[str, Any] = {}
     url = args.database_url or os.environ.get("INTAKE_DATABASE_URL")
     if url:
         overrides["database_url"] = url

@@ -42,7 +42,6 @@ from ...audit.verify import checkpoint_line
 from .models import HEAD_ID, AuditCheckpoint, AuditEntry, AuditHead, AuditNode, AuditSubject
 
 _EMPTY_HASH = b"\x00" * 32
-_head = AuditHead.__table__
 
 
 class AuditLogError(Exception):
@@ -53,11 +52,11 @@ def _ensure_head(session: Session) -> None:
     values = {"id": HEAD_ID, "size": 0, "last_hash": _EMPTY_HASH, "compact_range": b""}
     name = session.get_bind().dialect.name
     if name == "postgresql":
-        session.execute(postgresql.insert(_head).values(values).on_conflict_do_nothing())
+        session.execute(postgresql.insert(AuditHead).values(values).on_conflict_do_nothing())
     elif name == "sqlite":
-        session.execute(sqlite.insert(_head).values(values).on_conflict_do_nothing())
-    elif session.execute(select(_head.c.id)).first() is None:
-        session.execute(insert(_head).values(values))
+        session.execute(sqlite.insert(AuditHead).values(values).on_conflict_do_nothing())
+    elif session.execute(select(AuditHead.id)).first() is None:
+        session.execute(insert(AuditHead).values(values))
 
 
 def _lock_head(session: Session) -> tuple[int, bytes, bytes]:
@@ -65,16 +64,16 @@ def _lock_head(session: Session) -> tuple[int, bytes, bytes]:
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
         # Take SQLite's write lock before reading (see the module docstring).
-        result = session.execute(update(_head).where(_head.c.id == HEAD_ID)
-                                 .values(size=_head.c.size))
+        result = session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID)
+                                 .values(size=AuditHead.size))
         if result.rowcount == 0:  # type: ignore[attr-defined]  # CursorResult
             _ensure_head(session)
-    row = session.execute(select(_head.c.size, _head.c.last_hash, _head.c.compact_range)
-                          .where(_head.c.id == HEAD_ID).with_for_update()).first()
+    row = session.execute(select(AuditHead.size, AuditHead.last_hash, AuditHead.compact_range)
+                          .where(AuditHead.id == HEAD_ID).with_for_update()).first()
     if row is None:
         _ensure_head(session)
-        row = session.execute(select(_head.c.size, _head.c.last_hash, _head.c.compact_range)
-                              .where(_head.c.id == HEAD_ID).with_for_update()).one()
+        row = session.execute(select(AuditHead.size, AuditHead.last_hash, AuditHead.compact_range)
+                              .where(AuditHead.id == HEAD_ID).with_for_update()).one()
     return int(row.size), bytes(row.last_hash), bytes(row.compact_range)
 
 
@@ -96,16 +95,16 @@ def append(session: Session, *, actor: str, action: str,
     leaf = merkle.leaf_hash(data)
     tree = merkle.CompactRange.from_bytes(size, compact)
     created = tree.append(leaf)
-    session.execute(insert(AuditEntry.__table__).values(
+    session.execute(insert(AuditEntry).values(
         seq=size, canonical=data, entry_hash=entry_hash, leaf_hash=leaf,
         action=action, actor=actor))
     if entry.subject:
-        session.execute(insert(AuditSubject.__table__), [
+        session.execute(insert(AuditSubject), [
             {"kind": kind, "subject_id": ident, "seq": size}
             for kind, ident in entry.subject.items()])
-    session.execute(insert(AuditNode.__table__), [
+    session.execute(insert(AuditNode), [
         {"level": level, "index": index, "hash": digest} for level, index, digest in created])
-    session.execute(update(_head).where(_head.c.id == HEAD_ID).values(
+    session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(
         size=size + 1, last_hash=entry_hash, compact_range=tree.to_bytes()))
     return entry
 
@@ -129,7 +128,7 @@ class DbHashSource:
 
 
 def head_size(session: Session) -> int:
-    size = session.execute(select(_head.c.size).where(_head.c.id == HEAD_ID)).scalar()
+    size = session.execute(select(AuditHead.size).where(AuditHead.id == HEAD_ID)).scalar()
     return int(size or 0)
 
 
@@ -143,12 +142,12 @@ def root_at(session: Session, size: int) -> bytes:
 def sign_checkpoint(session: Session, signer: NoteSigner, *,
                     now: datetime | None = None) -> str:
     """Sign a checkpoint of the log as committed-or-locked now, store it, return the note."""
-    row = session.execute(select(_head.c.size, _head.c.compact_range)
-                          .where(_head.c.id == HEAD_ID)).first()
+    row = session.execute(select(AuditHead.size, AuditHead.compact_range)
+                          .where(AuditHead.id == HEAD_ID)).first()
     size, compact = (int(row.size), bytes(row.compact_range)) if row else (0, b"")
     root = merkle.CompactRange.from_bytes(size, compact).root()
     note = sign_checkpoint_note(Checkpoint(signer.name, size, root), signer)
-    session.execute(insert(AuditCheckpoint.__table__).values(
+    session.execute(insert(AuditCheckpoint).values(
         size=size, root_hash=root, note=note, created_at=now or datetime.now(UTC)))
     return note
 

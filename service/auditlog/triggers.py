@@ -64,7 +64,8 @@ def _attach(table: Table) -> None:
         for statement in statements:
             # DDL formats its text with %, so a literal percent would need
             # doubling; the statements above contain none.
-            event.listen(table, "after_create", DDL(statement).execute_if(dialect=dialect_name))
+            ddl = DDL(statement)  # type: ignore[no-untyped-call]  # untyped in SQLAlchemy
+            event.listen(table, "after_create", ddl.execute_if(dialect=dialect_name))
 
 
 for _model in (AuditEntry, AuditSubject, AuditNode, AuditCheckpoint):
