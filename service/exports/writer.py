@@ -35,6 +35,8 @@ from ...crypto.minisign import SigningKey
 from .readme import render_readme
 
 _CHUNK = 1 << 20
+#: Members at least this large get ZIP64 size fields (the classic fields stop at 4 GiB - 1).
+ZIP64_THRESHOLD = 1 << 32
 # Regular file, read-only for everyone, in the "external attributes" of a Unix zip.
 _FILE_ATTR = (0o100444) << 16
 
@@ -170,8 +172,8 @@ class _Zip:
         buffer = bytearray(_CHUNK)
         view = memoryview(buffer)
         with source.open() as src, self._zip.open(
-                self._info(source.path, source.size), "w", force_zip64=source.size >= 1 << 32
-        ) as out:
+                self._info(source.path, source.size), "w",
+                force_zip64=source.size >= ZIP64_THRESHOLD) as out:
             while True:
                 count = src.readinto(view)  # type: ignore[attr-defined]
                 if not count:
@@ -247,30 +249,35 @@ def write_bundle(target: Path, *, header: BundleHeader, node_key: SigningKey,
         with os.fdopen(fd, "wb") as raw:
             sink = _HashingSink(raw)
             archive = _Zip(sink, header.created)
-            for spec in statements:
-                archive.add_source(spec.statement)
-                for attachment in spec.attachments:
-                    archive.add_source(attachment)
-            archive.add_bytes(fmt.CHECKPOINT, audit.checkpoint_note.encode("utf-8"))
-            archive.add_bytes(fmt.ENTRIES, b"".join(raw_entry + b"\n"
-                                                    for _, raw_entry in audit.entries))
-            archive.add_bytes(fmt.PROOFS, b"".join(
-                _json_line({"seq": seq, "tree_size": audit.tree_size,
-                            "hashes": [base64.b64encode(h).decode("ascii")
-                                       for h in audit.proofs[seq]]}) + b"\n"
-                for seq, _ in audit.entries))
-            readme = render_readme(header=header, node_key=node_key, log_origin=audit.origin,
-                                   statements=[(s.id, s.statement.path) for s in statements])
-            archive.add_bytes(fmt.README, readme.encode("utf-8"))
-            listed = list(archive.files)
-            manifest = build_manifest(header, node_key, audit, statements, listed)
-            manifest_entry = archive.add_bytes(fmt.MANIFEST, manifest)
-            archive.add_bytes(fmt.MANIFEST_SIG, node_key.sign(
-                manifest, trusted_comment(header.bundle_id, fmt.MANIFEST)).encode("utf-8"))
-            sums = "".join(fmt.sums_line(f.sha256, f.path) for f in archive.files).encode()
-            archive.add_bytes(fmt.SUMS, sums)
-            archive.add_bytes(fmt.SUMS_SIG, node_key.sign(
-                sums, trusted_comment(header.bundle_id, fmt.SUMS)).encode("utf-8"))
+            try:
+                for spec in statements:
+                    archive.add_source(spec.statement)
+                    for attachment in spec.attachments:
+                        archive.add_source(attachment)
+                archive.add_bytes(fmt.CHECKPOINT, audit.checkpoint_note.encode("utf-8"))
+                archive.add_bytes(fmt.ENTRIES, b"".join(raw_entry + b"\n"
+                                                        for _, raw_entry in audit.entries))
+                archive.add_bytes(fmt.PROOFS, b"".join(
+                    _json_line({"seq": seq, "tree_size": audit.tree_size,
+                                "hashes": [base64.b64encode(h).decode("ascii")
+                                           for h in audit.proofs[seq]]}) + b"\n"
+                    for seq, _ in audit.entries))
+                readme = render_readme(header=header, node_key=node_key, log_origin=audit.origin,
+                                       statements=[(s.id, s.statement.path) for s in statements])
+                archive.add_bytes(fmt.README, readme.encode("utf-8"))
+                listed = list(archive.files)
+                manifest = build_manifest(header, node_key, audit, statements, listed)
+                manifest_entry = archive.add_bytes(fmt.MANIFEST, manifest)
+                archive.add_bytes(fmt.MANIFEST_SIG, node_key.sign(
+                    manifest, trusted_comment(header.bundle_id, fmt.MANIFEST)).encode("utf-8"))
+                sums = "".join(fmt.sums_line(f.sha256, f.path) for f in archive.files).encode()
+                archive.add_bytes(fmt.SUMS, sums)
+                archive.add_bytes(fmt.SUMS_SIG, node_key.sign(
+                    sums, trusted_comment(header.bundle_id, fmt.SUMS)).encode("utf-8"))
+            except BaseException:
+                with contextlib.suppress(Exception):  # the temp file is deleted below
+                    archive.close()
+                raise
             archive.close()
             raw.flush()
             os.fsync(raw.fileno())
