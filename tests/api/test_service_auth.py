@@ -114,7 +114,7 @@ def test_login_failures_are_audited_without_the_name_tried(api: Api) -> None:
     _, username = api.create_account("counsellor")
     _login(api, username, "wrong password!")
     _login(api, "typed-password-here", "wrong password!")
-    actions = api.audit_actions()
+    actions = api.new_audit_actions()
     assert actions.count("login.failed") == 2
     from sqlalchemy import text
 
