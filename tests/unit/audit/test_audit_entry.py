@@ -78,3 +78,20 @@ def test_parser_refuses_an_extra_key() -> None:
     data = Entry(**BASE).canonical_bytes().replace(b'{"action"', b'{"a":1,"action"')
     with pytest.raises(EntryFormatError):
         Entry.from_canonical(data)
+
+
+def test_the_json_schema_describes_the_same_fields() -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    from evidence_intake.audit.entry import ENTRY_KEYS
+
+    schema_path = Path(__file__).resolve().parents[3] / "schemas" / "audit_entry.v1.json"
+    schema = json.loads(schema_path.read_text("utf-8"))
+    assert set(schema["required"]) == set(schema["properties"]) == ENTRY_KEYS
+    props = schema["properties"]
+    entry = Entry(**BASE).to_json()
+    for key in ("time", "action", "prev"):
+        assert re.fullmatch(props[key]["pattern"], entry[key])
+    assert not re.fullmatch(props["time"]["pattern"], "2026-11-29T12:00:00+01:00")
