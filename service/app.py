@@ -25,6 +25,7 @@ from .settings import Settings
 
 # Each module's owner adds one line; order is the order of the OpenAPI listing.
 ROUTER_MODULES = (
+    "pages",
     "health",
     "auth",
     "admin",

@@ -52,6 +52,14 @@ _SECRET_VALUE = re.compile(
     r"|(?i:__Host-)?intake_session=[^;\s]+"         # our session cookie
 )
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+# Sent with every response unless the route set its own. API answers hold
+# account and case metadata: no caching, no sniffing, no framing, no referrer.
+_SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cache-control", b"no-store"),
+)
 
 
 def _redact_value(value: Any) -> Any:
@@ -215,9 +223,10 @@ class RequestMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"],
-                                      (b"x-request-id", request_id.encode("ascii"))]
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [(b"x-request-id", request_id.encode("ascii"))]
+                extra += [(k, v) for k, v in _SECURITY_HEADERS if k not in present]
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()

@@ -118,3 +118,20 @@ def test_throttled_login_is_429_problem(api: Api) -> None:
                                                             "password": "bad"})
     body = _is_problem(response, 429, "too-many-requests")
     assert body["retry_after"] == int(response.headers["retry-after"])
+
+
+def test_responses_carry_hardening_headers(api: Api) -> None:
+    response = api.client.get("/api/v1/health")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "no-referrer"
+
+
+def test_front_page_is_static_under_a_strict_policy(api: Api) -> None:
+    response = api.client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    assert "<script" not in response.text
+    assert "intake admin create-user --role admin NAME" in response.text

@@ -25,6 +25,7 @@ AUDITOR = frozenset({"auditor"})
 
 # (method, path) -> "public" or the set of roles admitted.
 EXPECTED: dict[tuple[str, str], str | frozenset[str]] = {
+    ("GET", "/"): PUBLIC,
     ("GET", "/api/v1/health"): PUBLIC,
     ("POST", "/api/v1/auth/login"): PUBLIC,
     ("POST", "/api/v1/auth/logout"): ANY,
