@@ -106,3 +106,28 @@ def test_every_server_command_has_help_with_an_example(tmp_path: Path) -> None:
         result = _intake(tmp_path, *args, "--help")
         assert result.returncode == 0, args
         assert "example:" in result.stdout, args
+
+
+def test_registering_server_commands_loads_no_server_stack(tmp_path: Path) -> None:
+    """The offline commands share the parser with the server ones; building it stays light."""
+    probe = (
+        "import sys\n"
+        "from evidence_intake.cli.main import build_parser\n"
+        "build_parser().parse_args(['init', '--help'])\n"
+    )
+    check = (
+        "import sys, runpy\n"
+        "try:\n"
+        "    runpy.run_path(sys.argv[1])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = sorted(m for m in ('fastapi', 'sqlalchemy', 'pydantic', 'structlog', 'uvicorn',"
+        " 'alembic') if m in sys.modules)\n"
+        "print('HEAVY=' + ','.join(heavy))\n"
+    )
+    script = tmp_path / "probe.py"
+    script.write_text(probe, encoding="utf-8")
+    result = subprocess.run([sys.executable, "-c", check, str(script)], capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "HEAVY="
