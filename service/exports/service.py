@@ -35,7 +35,7 @@ from ...audit.note import NoteSigner
 from ...bundle import manifest as fmt
 from ...crypto.minisign import SigningKey
 from .. import auditlog
-from ..errors import ConflictError, NotFoundError, PolicyError
+from ..errors import ConflictError, NotFoundError, PolicyError, ServiceError
 from ..intake.blobstore import FilesystemBlobStore
 from ..models.exports import Export, ExportItem, ExportStatus
 from ..models.recipients import ReceivingBody
@@ -59,6 +59,12 @@ ACTION_FAILED = "export.failed"
 
 class NothingToExportError(PolicyError):
     slug, title = "nothing-to-export", "No statement may be exported"
+
+
+class ExportFailedError(ServiceError):
+    """The bundle could not be written; the failure is in the audit log."""
+
+    status, slug, title = 500, "export-failed", "The export failed"
 
 
 class StatementsRefusedError(PolicyError):
@@ -200,7 +206,9 @@ def create_export(sessions: sessionmaker[Session], settings: Settings, *, actor:
                             subject={"export": export_id, "body": body_id},
                             details={"bundle_id": export_id, "reason": type(err).__name__})
             session.commit()
-        raise
+        raise ExportFailedError(
+            "the bundle could not be written (a sealed file differs from the digest recorded "
+            "when it was sealed, or the disk failed); the failure is in the audit log") from err
     with sessions() as session:
         auditlog.append(session, actor=actor, action=ACTION_WRITTEN,
                         subject={"export": export_id, "body": body_id},

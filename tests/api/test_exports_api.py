@@ -185,3 +185,70 @@ def test_selector_must_be_exactly_one(api: Api, bodies: Bodies,
 
 def test_unknown_body_is_404(api: Api, bodies: Bodies) -> None:
     assert _export(api, body_id="no-such-body", new_only=True).status_code == 404
+
+
+def test_a_blob_changed_in_the_store_fails_the_export_and_is_logged(api: Api, bodies: Bodies,
+                                                                     tmp_path: Path) -> None:
+    from evidence_intake.service.intake.blobstore import FilesystemBlobStore
+
+    first = submit(api, record([bodies.un]), b"statement", (b"original evidence",))
+    sid = first.json()["statement_id"]
+    digest = first.json()["copies"][0]["attachments"][0]["sha256"]
+    path = FilesystemBlobStore(api.settings.blob_path).path(digest)
+    original = path.read_bytes()
+    path.chmod(0o600)
+    path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))  # same size, other bytes
+
+    failed = _export(api, body_id=bodies.un, statement_ids=[sid])
+    assert failed.status_code == 500
+    assert failed.json()["type"].endswith("export-failed")
+    assert api.audit_actions()[-2:] == ["export.created", "export.failed"]
+    assert not list((api.settings.data_dir / "exports").glob("*.zip"))
+
+    path.write_bytes(original)
+    retried = _export(api, body_id=bodies.un, new_only=True)  # a failed export does not count
+    assert retried.status_code == 201, retried.text
+    assert retried.json()["statement_ids"] == [sid]
+
+
+def test_intake_export_on_the_local_database(api: Api, bodies: Bodies, tmp_path: Path,
+                                             backend: str) -> None:
+    """`intake export --as USER` as an operator runs it on the node, then `bundle verify`."""
+    import subprocess
+    import sys
+
+    if backend != "sqlite":
+        pytest.skip("the subprocess reaches the SQLite file of the data directory")
+    sid = submit(api, record([bodies.un]), b"local", (b"file",)).json()["statement_id"]
+    _, officer = api.create_account("export_officer")
+    _, counsellor = api.create_account("counsellor")
+    env = {**os.environ, "INTAKE_DATA_DIR": str(api.settings.data_dir),
+           "INTAKE_SECRET_KEY": "x" * 48}
+    intake = [sys.executable, "-m", "evidence_intake.cli.main"]
+    out = tmp_path / "local.zip"
+    done = subprocess.run([*intake, "export", "--as", officer, "--body", bodies.un, "--new",
+                           "-o", str(out), "--json"], env=env, capture_output=True, text=True,
+                          check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["statement_ids"] == [sid]
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == result["bundle_sha256"]
+
+    node_pub = tmp_path / "node.pub"
+    node_pub.write_text(SigningKey.from_file_text(api.settings.node_key_path.read_text(), None)
+                        .public_key.to_file_text())
+    verified = subprocess.run([*intake, "bundle", "verify", str(out), "--node-key",
+                               str(node_pub), "--log-key",
+                               auditlog.log_verifier_key(api.settings.log_key_path)],
+                              capture_output=True, text=True, check=False, timeout=120)
+    assert verified.returncode == 0, verified.stdout
+
+    refused = subprocess.run([*intake, "export", "--as", counsellor, "--body", bodies.un,
+                              "--new", "-o", str(tmp_path / "no.zip")], env=env,
+                             capture_output=True, text=True, check=False, timeout=120)
+    assert refused.returncode == 2 and "not an enabled export officer" in refused.stderr
+    again = subprocess.run([*intake, "export", "--as", officer, "--body", bodies.un, "--new",
+                            "-o", str(tmp_path / "again.zip")], env=env, capture_output=True,
+                           text=True, check=False, timeout=120)
+    assert again.returncode == 1 and again.stderr.startswith("intake: error: ")
+    assert not (tmp_path / "again.zip").exists()
