@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -185,6 +185,8 @@ def login(session: Session, settings: Settings, *, username: str, password: str,
                     memlimit=settings.argon2_memlimit):
         account.password_hash = _hash_unchecked(settings, password)
     throttle.clear_account(session, subjects)
+    # Sessions long over are of no further use; the audit log keeps the record.
+    session.execute(delete(LoginSession).where(LoginSession.expires_at < now - timedelta(days=1)))
     token, digest = new_token(SESSION_TOKEN_PREFIX)
     expires = now + timedelta(seconds=settings.session_ttl_seconds)
     row = LoginSession(account_id=account.id, token_sha256=digest, created_at=now,

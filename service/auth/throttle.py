@@ -13,7 +13,8 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import ThrottledError
@@ -56,12 +57,12 @@ def record_failure(session: Session, subjects: list[Subject], settings: Settings
     """Count one failure against each subject; True if a lockout started."""
     window = timedelta(seconds=settings.login_failure_window_seconds)
     locked = False
+    # Forget stale state first, so rows for names that never existed do not pile up.
+    session.execute(delete(LoginThrottle).where(
+        LoginThrottle.first_failure_at < now - window,
+        or_(LoginThrottle.locked_until.is_(None), LoginThrottle.locked_until <= now)))
     for subject in subjects:
-        row = session.scalars(select(LoginThrottle).where(LoginThrottle.subject == subject.key)
-                              .with_for_update()).one_or_none()
-        if row is None:
-            row = LoginThrottle(subject=subject.key, failures=0, first_failure_at=now)
-            session.add(row)
+        row = _locked_row(session, subject.key, now)
         if now - row.first_failure_at > window and (row.locked_until is None
                                                    or row.locked_until <= now):
             row.failures = 0
@@ -74,6 +75,26 @@ def record_failure(session: Session, subjects: list[Subject], settings: Settings
             locked = True
     session.flush()
     return locked
+
+
+def _locked_row(session: Session, key: str, now: datetime) -> LoginThrottle:
+    """The subject's row, locked for update; created if missing.
+
+    Two workers may fail a login for the same new subject at once: the loser
+    of the insert race gets an IntegrityError inside its savepoint and reads
+    the winner's row instead of failing the request.
+    """
+    query = select(LoginThrottle).where(LoginThrottle.subject == key).with_for_update()
+    row = session.scalars(query).one_or_none()
+    if row is not None:
+        return row
+    try:
+        with session.begin_nested():
+            row = LoginThrottle(subject=key, failures=0, first_failure_at=now)
+            session.add(row)
+    except IntegrityError:
+        row = session.scalars(query).one()
+    return row
 
 
 def clear_account(session: Session, subjects: list[Subject]) -> None:
