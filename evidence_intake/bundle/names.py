@@ -39,12 +39,13 @@ def safe_filename(name: str, fallback: str) -> str:
     stem, dot, ext = text.rpartition(".")
     if not dot:
         stem, ext = text, ""
-    if stem.split(".")[0].upper() in _RESERVED:
+    ext = _truncate(ext, 20).strip(" .")
+    stem = _truncate(stem, MAX_NAME_BYTES - len(ext.encode("utf-8")) - 2).strip(" .")
+    if not stem:
+        return fallback
+    if stem.split(".")[0].strip().upper() in _RESERVED:
         stem = "_" + stem
-    ext = _truncate(ext, 20)
-    stem = _truncate(stem, MAX_NAME_BYTES - len(ext.encode("utf-8")) - 1)
-    result = f"{stem}.{ext}" if ext else stem
-    return result if result not in {"", ".", ".."} else fallback
+    return f"{stem}.{ext}" if ext else stem
 
 
 def _truncate(text: str, limit: int) -> str:

@@ -21,7 +21,9 @@ import hashlib
 import hmac
 import json
 import os
+import queue
 import tempfile
+import threading
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -102,20 +104,49 @@ class BundleResult:
 
 
 class _HashingSink:
-    """A write-only, non-seekable file that hashes what goes through it.
+    """A write-only, non-seekable file that hashes what goes through it, in a thread.
 
     Being non-seekable makes :mod:`zipfile` write data descriptors instead of
     seeking back to patch local headers, so the hash is of the final bytes.
+    Hashing and writing the archive run in a background thread fed through a
+    bounded queue (at most ``_QUEUE`` chunks, so memory stays bounded), which
+    lets them overlap with reading and hashing the next blob on another core;
+    ``hashlib`` and file writes release the GIL for large buffers.
     """
+
+    _QUEUE = 8
 
     def __init__(self, raw: BinaryIO) -> None:
         self._raw = raw
         self._hash = hashlib.sha256()
         self._offset = 0
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=self._QUEUE)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="bundle-writer", daemon=True)
+        self._thread.start()
 
-    def write(self, data: bytes) -> int:
-        self._raw.write(data)
-        self._hash.update(data)
+    def _drain(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                if self._error is None:
+                    self._hash.update(item)
+                    self._raw.write(item)
+            except BaseException as err:  # handed to the producer at its next call
+                self._error = err
+            finally:
+                self._queue.task_done()
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise OSError(f"writing the bundle failed: {self._error}") from self._error
+
+    def write(self, data: bytes | memoryview) -> int:
+        self._check()
+        # A copy: the caller reuses its buffer while this chunk waits in the queue.
+        self._queue.put(bytes(data))
         self._offset += len(data)
         return len(data)
 
@@ -126,10 +157,19 @@ class _HashingSink:
         raise OSError("not seekable")
 
     def flush(self) -> None:
+        self._queue.join()
+        self._check()
         self._raw.flush()
 
     def close(self) -> None:
         """The caller owns and closes the underlying file (after fsync)."""
+
+    def finish(self) -> None:
+        """Write everything queued and stop the thread; raise a write error if any."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._check()
 
     @property
     def size(self) -> int:
@@ -277,8 +317,11 @@ def write_bundle(target: Path, *, header: BundleHeader, node_key: SigningKey,
             except BaseException:
                 with contextlib.suppress(Exception):  # the temp file is deleted below
                     archive.close()
+                with contextlib.suppress(Exception):
+                    sink.finish()
                 raise
             archive.close()
+            sink.finish()
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp_name, target)
