@@ -5,9 +5,6 @@ folders ``crypto/``, ``audit/``, ``schemas/`` and ``service/`` of the repository
 are its sub-packages (see the README's layout section).
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("evidence-intake")
-except PackageNotFoundError:  # running from a tree that was never installed
-    __version__ = "0.0.0+unknown"
+# Kept in step with pyproject.toml by tests/unit/test_cli_dispatch.py; a literal
+# rather than importlib.metadata, which costs tens of milliseconds per command.
+__version__ = "0.1.0"
