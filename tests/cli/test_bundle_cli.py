@@ -136,3 +136,26 @@ def test_unreadable_keys_are_usage_errors(fx: BundleFixture, tmp_path: Path) -> 
 def test_help_has_an_example(command: list[str]) -> None:
     done = run(*command, "--help")
     assert done.returncode == 0 and "example" in done.stdout
+
+
+_WRAPPER = """
+import sys
+from evidence_intake.cli.main import main
+code = main(sys.argv[1:])
+banned = sorted(m for m in sys.modules if m.split(".")[0] in {
+    "fastapi", "starlette", "sqlalchemy", "pydantic", "structlog", "httpx", "uvicorn"}
+    or m.startswith("evidence_intake.service"))
+print("BANNED:" + ",".join(banned), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def test_verify_and_open_run_without_the_server_stack(fx: BundleFixture, tmp_path: Path) -> None:
+    """The offline path really runs (not only --help) on PyNaCl, cryptography and stdlib."""
+    for argv in (["bundle", "verify", str(fx.path), *map(str, keys(fx))],
+                 ["bundle", "open", str(fx.path), *map(str, keys(fx)), "-i",
+                  str(fx.identity_file), "-o", str(tmp_path / "o")]):
+        done = subprocess.run([sys.executable, "-c", _WRAPPER, *argv], capture_output=True,
+                              text=True, check=False, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "BANNED:\n" in done.stderr, done.stderr
