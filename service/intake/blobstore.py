@@ -154,7 +154,7 @@ class _FileBlobWriter(io.RawIOBase):
         if self._file is None:
             raise BlobStoreError("blob writer was aborted")
         self._file.flush()
-        os.fsync(self._file.fileno())
+        os.fdatasync(self._file.fileno())  # the content; the rename is synced with the directory
         self._file.close()
         self._file = None
         self._finished = BlobRef(self._hash.hexdigest(), self._size)

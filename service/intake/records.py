@@ -44,6 +44,9 @@ from .submission import SealedSubmission
 ACTION_SEALED = "statement.sealed"
 ACTION_WITHDRAWN = "statement.consent_withdrawn"
 ACTION_PURGED = "statement.purged"
+# Placeholders replaced in the same transaction once the audit entry exists.
+_PENDING_SEQ = -1
+_PENDING_HASH = "0" * 64
 
 
 # ------------------------------------------------------------------ helpers
@@ -116,8 +119,10 @@ def commit_submission(session: Session, sealed: SealedSubmission, *, actor: str)
         "copies": [copy.model_dump(mode="json") for copy in _copies(routing)],
         "recipients": sorted({r.fingerprint for r in routing.recipients}),
     }
-    audit = _audit(session, actor=actor, action=ACTION_SEALED, subject=routing.record_id,
-                   details=details)
+    # The latest checkpoint cannot cover the entry about to be appended, so it
+    # is read first; the audit append, which locks the log's head until the
+    # commit, comes last so that concurrent submissions wait on it briefly.
+    checkpoint = latest_checkpoint(session)
     statement = Statement(
         id=routing.record_id,
         created_at=routing.created_at,
@@ -127,8 +132,8 @@ def commit_submission(session: Session, sealed: SealedSubmission, *, actor: str)
         priority=routing.priority,
         restricted=routing.restricted,
         routing_json=routing.model_dump_json(by_alias=True, exclude_none=True),
-        audit_seq=audit.seq,
-        audit_entry_hash=audit.entry_hash,
+        audit_seq=_PENDING_SEQ,
+        audit_entry_hash=_PENDING_HASH,
     )
     session.add(statement)
     session.flush()
@@ -148,7 +153,10 @@ def commit_submission(session: Session, sealed: SealedSubmission, *, actor: str)
                                                recipient_id=key.recipient_id,
                                                key_kind=key.kind))
     session.flush()
-    checkpoint = latest_checkpoint(session)
+    audit = _audit(session, actor=actor, action=ACTION_SEALED, subject=routing.record_id,
+                   details=details)
+    statement.audit_seq = audit.seq
+    statement.audit_entry_hash = audit.entry_hash
     session.commit()
     return _receipt(statement, routing, audit, checkpoint)
 

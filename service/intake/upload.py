@@ -33,6 +33,7 @@ from .routing import SealPlan, plan_seal
 from .submission import Limits, Submission
 
 FEED_BYTES = 1 << 20
+QUEUED_BATCHES = 2
 
 
 @dataclass(frozen=True)
@@ -104,24 +105,7 @@ async def receive_statement(
             raise MalformedBodyError(str(err)) from None
 
     try:
-        received = 0
-        pending: list[bytes] = []
-        pending_size = 0
-        async for chunk in body:
-            received += len(chunk)
-            if received > limits.max_request_bytes:
-                raise TooLargeError(f"the request exceeds {limits.max_request_bytes} bytes")
-            pending.append(chunk)
-            pending_size += len(chunk)
-            if pending_size >= FEED_BYTES:
-                data = b"".join(pending)
-                pending.clear()
-                pending_size = 0
-                await anyio.to_thread.run_sync(feed, data)
-                del data
-        if pending:
-            await anyio.to_thread.run_sync(feed, b"".join(pending))
-            pending.clear()
+        await _pump(body, feed, limits.max_request_bytes)
         await anyio.to_thread.run_sync(finish)
         return await anyio.to_thread.run_sync(_commit, database, submission, caller)
     except BaseException:
@@ -129,3 +113,50 @@ async def receive_statement(
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(submission.abort)
         raise
+
+
+async def _pump(body: AsyncIterator[bytes], feed: Callable[[bytes], None], limit: int) -> None:
+    """Read the body and feed it to the parser in a worker thread, overlapping the two.
+
+    The reader collects about FEED_BYTES per batch; at most QUEUED_BATCHES wait
+    while the thread parses and seals the previous one, so the network and the
+    cipher work in parallel and memory stays bounded (a few MiB per upload).
+    """
+    send, receive = anyio.create_memory_object_stream[bytes](max_buffer_size=QUEUED_BATCHES)
+
+    async def consume() -> None:
+        async with receive:
+            async for data in receive:
+                await anyio.to_thread.run_sync(feed, data)
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(consume)
+            async with send:
+                received = 0
+                pending: list[bytes] = []
+                pending_size = 0
+                async for chunk in body:
+                    received += len(chunk)
+                    if received > limit:
+                        raise TooLargeError(f"the request exceeds {limit} bytes")
+                    pending.append(chunk)
+                    pending_size += len(chunk)
+                    if pending_size >= FEED_BYTES:
+                        await send.send(b"".join(pending))
+                        pending.clear()
+                        pending_size = 0
+                if pending:
+                    await send.send(b"".join(pending))
+    except BaseExceptionGroup as group:
+        raise _root_cause(group) from None
+
+
+def _root_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first real error of a task group (not the cancellations it caused)."""
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            return _root_cause(error)
+        if not isinstance(error, anyio.get_cancelled_exc_class()):
+            return error
+    return group.exceptions[0]

@@ -22,7 +22,9 @@ Nothing here touches the disk or logs; callers must not log the text either.
 
 from __future__ import annotations
 
+import itertools
 import math
+import re
 import threading
 import warnings
 from dataclasses import dataclass
@@ -47,9 +49,7 @@ class TextForms:
     transformations: tuple[Literal["zawgyi-to-unicode"], ...]
 
 
-def _is_myanmar(char: str) -> bool:
-    code = ord(char)
-    return 0x1000 <= code <= 0x109F or 0xAA60 <= code <= 0xAA7F or 0xA9E0 <= code <= 0xA9FF
+_MYANMAR = re.compile("[\u1000-\u109f\uaa60-\uaa7f\ua9e0-\ua9ff]")
 
 
 # The detector and the transliterator are built once; ICU transliterators are
@@ -78,7 +78,8 @@ def _transliterator() -> icu.Transliterator:
 
 def classify(text: str) -> tuple[Encoding, float | None]:
     """Return the detected encoding of ``text`` and the detector's probability."""
-    myanmar = sum(1 for char in text if _is_myanmar(char))
+    # Only "none", "fewer than the minimum" or "enough" matters: stop counting there.
+    myanmar = sum(1 for _ in itertools.islice(_MYANMAR.finditer(text), MIN_MYANMAR_CHARS))
     if myanmar == 0:
         return "no-myanmar-text", None
     probability = float(_detector().get_zawgyi_probability(text))

@@ -1,0 +1,323 @@
+"""Intake benchmarks, each as a ratio to a reference measured in the same run.
+
+1. One 512 MiB attachment uploaded with ``intake submit`` over HTTP on loopback
+   to ``intake serve`` (one worker), against Debian ``age`` sealing the same file
+   locally. Target: time ratio <= 2. Also the server's peak RSS growth during
+   the upload (VmHWM after minus VmRSS before). Target: < 64 MiB.
+2. Small statements (5 KiB text) per second, 16 concurrent clients, 2 uvicorn
+   workers, on SQLite and on PostgreSQL, against a bare FastAPI endpoint (same
+   engine settings, same request size) that inserts one row. Target: >= 0.5.
+
+    .venv/bin/python bench/intake.py                 # everything
+    .venv/bin/python bench/intake.py --size-mib 128  # a smaller upload
+    .venv/bin/python bench/intake.py --skip-small    # only the upload
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+BIN = Path(sys.executable).parent / "intake"
+POSTGRES = os.environ.get("INTAKE_TEST_POSTGRES_URL",
+                          "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+from intake_samples import multipart, record, record_bytes  # noqa: E402 - after sys.path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+def _status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/{pid}/status")
+
+
+class Node:
+    """A data directory made by ``intake init``, a counsellor token and one X25519 body."""
+
+    def __init__(self, root: Path, database_url: str | None = None) -> None:
+        self.data = root / "var"
+        self.env = {**os.environ, "INTAKE_DATA_DIR": str(self.data),
+                    "INTAKE_COOKIE_SECURE": "false", "INTAKE_LOG_LEVEL": "warning",
+                    "INTAKE_MAX_REQUEST_BYTES": str(4 << 30),
+                    "INTAKE_MAX_ATTACHMENT_BYTES": str(2 << 30)}
+        self.env.pop("INTAKE_DATABASE_URL", None)
+        if database_url:
+            self.env["INTAKE_DATABASE_URL"] = database_url
+        subprocess.run([str(BIN), "init", "--data-dir", str(self.data)], env=self.env,
+                       check=True, capture_output=True)
+        self.token, self.body_id, self.recipient = self._accounts(database_url)
+
+    def _accounts(self, database_url: str | None) -> tuple[str, str, str]:
+        from evidence_intake.crypto.age import X25519Identity
+        from evidence_intake.service.auth.accounts import create_account, create_api_token
+        from evidence_intake.service.db import Database
+        from evidence_intake.service.models.accounts import Role
+        from evidence_intake.service.recipient_sets import add_recipient, create_body
+        from evidence_intake.service.settings import load_settings
+
+        extra: dict[str, Any] = {"database_url": database_url} if database_url else {}
+        settings = load_settings(self.data, **extra)
+        database = Database.from_settings(settings)
+        recipient = str(X25519Identity.generate().recipient)
+        try:
+            with database.session() as session:
+                admin = create_account(session, settings, actor="system", username="root",
+                                       role=Role.admin, password=secrets.token_urlsafe(16))
+                thida = create_account(session, settings, actor="system", username="thida",
+                                       role=Role.counsellor, password=secrets.token_urlsafe(16))
+                session.commit()
+                token = create_api_token(session, actor="system", account_id=thida.id,
+                                         name="bench").token
+                body = create_body(session, actor=admin.id, name="UN", description="")
+                session.flush()
+                add_recipient(session, settings, actor=admin.id, body_id=body.id,
+                              organisation="UN", person="bench", recipient=recipient)
+                body_id = body.id
+                session.commit()
+        finally:
+            database.dispose()
+        return token, body_id, recipient
+
+    def serve(self, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+        port = _free_port()
+        proc = subprocess.Popen(
+            [str(BIN), "serve", "--data-dir", str(self.data), "--host", "127.0.0.1",
+             "--port", str(port), "--workers", str(workers)],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        _wait(f"{url}/api/v1/health")
+        return proc, url
+
+
+# --------------------------------------------------------------- big upload
+
+
+def bench_upload(root: Path, size_mib: int) -> bool:
+    node = Node(root / "upload")
+    source = root / "attachment.bin"
+    with open(source, "wb") as out:
+        for _ in range(size_mib // 8):
+            out.write(os.urandom(8 << 20))
+    meta = root / "record.json"
+    meta.write_bytes(record_bytes(record([node.body_id])))
+    text = root / "statement.txt"
+    text.write_text("bench statement", encoding="utf-8")
+
+    start = time.perf_counter()
+    subprocess.run(["age", "-r", node.recipient, "-o", str(root / "ref.age"), str(source)],
+                   check=True)
+    age_seconds = time.perf_counter() - start
+    (root / "ref.age").unlink()
+
+    proc, url = node.serve(workers=1)
+    try:
+        before = _status_kib(proc.pid, "VmRSS")
+        start = time.perf_counter()
+        done = subprocess.run(
+            [str(BIN), "submit", "--server", url, "--token", node.token, "--meta", str(meta),
+             "--json", "--quiet", str(text), str(source)],
+            env=node.env, check=True, capture_output=True)
+        upload_seconds = time.perf_counter() - start
+        peak = _status_kib(proc.pid, "VmHWM")
+    finally:
+        _stop(proc)
+    json.loads(done.stdout)
+    ratio = upload_seconds / age_seconds
+    growth_mib = (peak - before) / 1024
+    print(f"upload {size_mib} MiB over HTTP: {upload_seconds:.2f} s "
+          f"({size_mib / upload_seconds:.0f} MiB/s); age locally: {age_seconds:.2f} s "
+          f"({size_mib / age_seconds:.0f} MiB/s)")
+    print(f"  ratio intake/age: {ratio:.2f} (target <= 2.0) "
+          f"{'OK' if ratio <= 2 else 'MISSED'}")
+    print(f"  server peak RSS growth: {growth_mib:.1f} MiB (RSS before {before / 1024:.0f} MiB, "
+          f"peak {peak / 1024:.0f} MiB; target < 64) {'OK' if growth_mib < 64 else 'MISSED'}")
+    source.unlink()
+    shutil.rmtree(node.data / "blobs", ignore_errors=True)
+    return ratio <= 2 and growth_mib < 64
+
+
+# --------------------------------------------------------------- small statements
+
+BARE_APP = textwrap.dedent('''
+    """A bare FastAPI endpoint inserting one row: the reference for statements/s."""
+    from pathlib import Path
+    from fastapi import FastAPI, Request
+    from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table, insert
+    from evidence_intake.service.db import Database
+    from evidence_intake.service.settings import load_settings
+
+    metadata = MetaData()
+    rows = Table("bench_rows", metadata, Column("id", Integer, primary_key=True),
+                 Column("digest", String(64)), Column("size", Integer))
+
+    def app_factory() -> FastAPI:
+        database = Database.from_settings(load_settings())
+        app = FastAPI()
+
+        @app.post("/bare", status_code=201)
+        async def bare(request: Request) -> dict[str, int]:
+            body = await request.body()
+            import hashlib
+            with database.session() as session:
+                session.execute(insert(rows).values(digest=hashlib.sha256(body).hexdigest(),
+                                                    size=len(body)))
+                session.commit()
+            return {"size": len(body)}
+
+        return app
+''')
+
+
+async def _hammer(url: str, headers: dict[str, str], body: bytes, total: int,
+                  concurrency: int) -> float:
+    remaining = total
+    failures = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=120) as client:
+        async def worker() -> None:
+            nonlocal remaining, failures
+            while remaining > 0:
+                remaining -= 1
+                response = await client.post(url, content=body, headers=headers)
+                if response.status_code != 201:
+                    failures += 1
+        for _ in range(concurrency):  # warm-up: connections, worker imports, caches
+            await client.post(url, content=body, headers=headers)
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    if failures:
+        raise RuntimeError(f"{failures} requests failed against {url}")
+    return total / elapsed
+
+
+def bench_small(root: Path, backend: str, total: int) -> bool:
+    database_url = None
+    db_name = None
+    if backend == "postgresql":
+        import psycopg
+
+        db_name = f"intake_bench_{secrets.token_hex(4)}"
+        admin = POSTGRES.replace("postgresql+psycopg://", "postgresql://", 1)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{db_name}"')
+        database_url = f"{POSTGRES.rpartition('/')[0]}/{db_name}"
+    try:
+        node = Node(root / backend, database_url)
+        text = ("Statement text, about five kilobytes. " * 140).encode()[:5120]
+        body, ctype = multipart([
+            ("record", None, "application/json", record_bytes(record([node.body_id]))),
+            ("text", None, "text/plain; charset=utf-8", text)])
+        proc, url = node.serve(workers=2)
+        try:
+            rate = asyncio.run(_hammer(
+                f"{url}/api/v1/statements",
+                {"Authorization": f"Bearer {node.token}", "Content-Type": ctype},
+                body, total, 16))
+        finally:
+            _stop(proc)
+
+        bare_dir = root / f"bare_{backend}"
+        bare_dir.mkdir()
+        (bare_dir / "bare_app.py").write_text(BARE_APP, encoding="utf-8")
+        env = {**node.env, "PYTHONPATH": str(bare_dir)}
+        setup = ("import bare_app; from evidence_intake.service.db import Database; "
+                 "from evidence_intake.service.settings import load_settings; "
+                 "d = Database.from_settings(load_settings()); "
+                 "bare_app.metadata.create_all(d.engine); d.dispose()")
+        subprocess.run([sys.executable, "-c", setup], env=env, check=True)
+        port = _free_port()
+        bare = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "bare_app:app_factory", "--factory",
+             "--host", "127.0.0.1", "--port", str(port), "--workers", "2", "--log-level",
+             "warning", "--no-access-log"],
+            env=env, cwd=bare_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        try:
+            _wait(f"http://127.0.0.1:{port}/docs")
+            reference = asyncio.run(_hammer(f"http://127.0.0.1:{port}/bare",
+                                            {"Content-Type": ctype}, body, total, 16))
+        finally:
+            _stop(bare)
+    finally:
+        if db_name is not None:
+            import psycopg
+
+            admin = POSTGRES.replace("postgresql+psycopg://", "postgresql://", 1)
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+    ratio = rate / reference
+    print(f"5 KiB statements, 16 clients, 2 workers, {backend}: {rate:.0f}/s sealed and "
+          f"audited; bare one-row endpoint {reference:.0f}/s")
+    print(f"  ratio: {ratio:.2f} (target >= 0.5) {'OK' if ratio >= 0.5 else 'MISSED'}")
+    return ratio >= 0.5
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mib", type=int, default=512)
+    parser.add_argument("--statements", type=int, default=400)
+    parser.add_argument("--skip-upload", action="store_true")
+    parser.add_argument("--skip-small", action="store_true")
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="intake-bench-") as tmp:
+        root = Path(tmp)
+        if not args.skip_upload:
+            results.append(bench_upload(root, args.size_mib))
+        if not args.skip_small:
+            results.append(bench_small(root, "sqlite", args.statements))
+            results.append(bench_small(root, "postgresql", args.statements))
+    # Figures are reported, not enforced: the exit code says the benchmark ran.
+    print("targets met" if all(results) else "some targets missed (see above)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
