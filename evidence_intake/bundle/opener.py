@@ -134,14 +134,20 @@ def prepare_output(out_dir: Path) -> None:
 
 @contextlib.contextmanager
 def _staged(final: Path) -> Iterator[BinaryIO]:
-    """A temp file beside ``final``; linked to ``final`` (never overwriting) on success."""
+    """A temp file beside ``final``, renamed to ``final`` on success; never overwrites.
+
+    ``final`` is first created exclusively (``O_EXCL | O_NOFOLLOW``: it must not
+    exist, not even as a link), then the temp file is renamed over that empty
+    placeholder. Unlike a hard link this works on FAT and exFAT sticks too.
+    """
     fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=final.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.link(tmp, final)  # fails if final exists: nothing is ever overwritten
+        os.close(os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+        os.replace(tmp, final)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
