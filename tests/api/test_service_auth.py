@@ -218,3 +218,16 @@ def test_change_own_password_needs_the_current_one(api: Api) -> None:
                          json={"current_password": PASSWORD,
                                "new_password": "a brand new password"})
     assert ok.status_code == 204
+
+
+def test_admin_sees_settings_without_secrets(api: Api) -> None:
+    response = api.client.get("/api/v1/admin/settings", headers=api.auth("admin"))
+    assert response.status_code == 200
+    shown = response.json()
+    assert shown["require_pq_recipients"] is False
+    assert shown["secret_key_set"] is True
+    assert "secret_key" not in shown
+    assert "database_url" not in shown
+    assert api.settings.secret_key is not None
+    assert api.settings.secret_key.get_secret_value() not in response.text
+    assert "postgres@" not in response.text

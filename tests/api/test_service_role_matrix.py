@@ -34,6 +34,7 @@ EXPECTED: dict[tuple[str, str], str | frozenset[str]] = {
     ("GET", "/api/v1/auth/tokens"): ANY,
     ("POST", "/api/v1/auth/tokens"): ANY,
     ("DELETE", "/api/v1/auth/tokens/{token_id}"): ANY,
+    ("GET", "/api/v1/admin/settings"): ADMIN,
     ("GET", "/api/v1/admin/users"): ADMIN,
     ("POST", "/api/v1/admin/users"): ADMIN,
     ("GET", "/api/v1/admin/users/{account_id}"): ADMIN,
