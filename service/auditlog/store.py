@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import BinaryIO
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -48,32 +48,44 @@ class AuditLogError(Exception):
     """The audit log cannot answer (unknown entry, no checkpoint yet, ...)."""
 
 
-def _ensure_head(session: Session) -> None:
+# Statements built once: an append runs five of them, and building and
+# cache-keying statements per call cost more than executing them.
+_ENTRIES: Table = AuditEntry.__table__  # type: ignore[assignment]  # a mapped Table
+_SUBJECTS: Table = AuditSubject.__table__  # type: ignore[assignment]
+_NODES: Table = AuditNode.__table__  # type: ignore[assignment]
+_HEAD: Table = AuditHead.__table__  # type: ignore[assignment]
+_HEAD_COLUMNS = (_HEAD.c.size, _HEAD.c.last_hash, _HEAD.c.compact_range)
+# SQLite: a no-op UPDATE takes the database's write lock before the read
+# (RETURNING makes it one statement). PostgreSQL: a row lock on the head.
+_LOCK_SQLITE = (update(_HEAD).where(_HEAD.c.id == HEAD_ID).values(size=_HEAD.c.size)
+                .returning(*_HEAD_COLUMNS))
+_LOCK_FOR_UPDATE = select(*_HEAD_COLUMNS).where(_HEAD.c.id == HEAD_ID).with_for_update()
+_INSERT_ENTRY = insert(_ENTRIES)
+_INSERT_SUBJECTS = insert(_SUBJECTS)
+_INSERT_NODES = insert(_NODES)
+_ADVANCE_HEAD = update(_HEAD).where(_HEAD.c.id == HEAD_ID)
+
+
+def _ensure_head(connection: Connection) -> None:
     values = {"id": HEAD_ID, "size": 0, "last_hash": _EMPTY_HASH, "compact_range": b""}
-    name = session.get_bind().dialect.name
+    name = connection.dialect.name
     if name == "postgresql":
-        session.execute(postgresql.insert(AuditHead).values(values).on_conflict_do_nothing())
+        connection.execute(postgresql.insert(_HEAD).values(values).on_conflict_do_nothing())
     elif name == "sqlite":
-        session.execute(sqlite.insert(AuditHead).values(values).on_conflict_do_nothing())
-    elif session.execute(select(AuditHead.id)).first() is None:
-        session.execute(insert(AuditHead).values(values))
+        connection.execute(sqlite.insert(_HEAD).values(values).on_conflict_do_nothing())
+    elif connection.execute(select(_HEAD.c.id)).first() is None:
+        connection.execute(insert(_HEAD).values(values))
 
 
-def _lock_head(session: Session) -> tuple[int, bytes, bytes]:
+def _lock_head(connection: Connection) -> tuple[int, bytes, bytes]:
     """Take the append lock and return (size, last entry hash, compact range)."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "sqlite":
-        # Take SQLite's write lock before reading (see the module docstring).
-        result = session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID)
-                                 .values(size=AuditHead.size))
-        if result.rowcount == 0:  # type: ignore[attr-defined]  # CursorResult
-            _ensure_head(session)
-    row = session.execute(select(AuditHead.size, AuditHead.last_hash, AuditHead.compact_range)
-                          .where(AuditHead.id == HEAD_ID).with_for_update()).first()
+    lock = _LOCK_SQLITE if connection.dialect.name == "sqlite" else _LOCK_FOR_UPDATE
+    row = connection.execute(lock).first()
     if row is None:
-        _ensure_head(session)
-        row = session.execute(select(AuditHead.size, AuditHead.last_hash, AuditHead.compact_range)
-                              .where(AuditHead.id == HEAD_ID).with_for_update()).one()
+        # The very first append: create the head (racing creators are
+        # harmless, ON CONFLICT DO NOTHING), then lock it.
+        _ensure_head(connection)
+        row = connection.execute(lock).one()
     return int(row.size), bytes(row.last_hash), bytes(row.compact_range)
 
 
@@ -86,26 +98,31 @@ def append(session: Session, *, actor: str, action: str,
     Raises ``EntryFormatError`` for a malformed entry (the caller's change
     must then fail too) and database errors as they come.
     """
-    size, last_hash, compact = _lock_head(session)
-    entry = Entry(seq=size, time=format_time(now or datetime.now(UTC)), actor=actor,
-                  action=action, subject=dict(subject or {}), details=dict(details or {}),
-                  prev=last_hash.hex() if size else GENESIS_PREV)
+    # 1. Build and validate the entry's content before taking the lock.
+    time_text = format_time(now or datetime.now(UTC))
+    subject_map = dict(subject or {})
+    details_map = dict(details or {})
+    connection = session.connection()
+    # 2. Lock the head; seq and prev come from it.
+    size, last_hash, compact = _lock_head(connection)
+    entry = Entry(seq=size, time=time_text, actor=actor, action=action, subject=subject_map,
+                  details=details_map, prev=last_hash.hex() if size else GENESIS_PREV)
     data = entry.canonical_bytes()
     entry_hash = hashlib.sha256(data).digest()
     leaf = merkle.leaf_hash(data)
+    # 3. Extend the compact range: O(log n), and it names the finished subtrees.
     tree = merkle.CompactRange.from_bytes(size, compact)
     created = tree.append(leaf)
-    session.execute(insert(AuditEntry).values(
-        seq=size, canonical=data, entry_hash=entry_hash, leaf_hash=leaf,
-        action=action, actor=actor))
-    if entry.subject:
-        session.execute(insert(AuditSubject), [
-            {"kind": kind, "subject_id": ident, "seq": size}
-            for kind, ident in entry.subject.items()])
-    session.execute(insert(AuditNode), [
-        {"level": level, "index": index, "hash": digest} for level, index, digest in created])
-    session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(
-        size=size + 1, last_hash=entry_hash, compact_range=tree.to_bytes()))
+    # 4. Write the entry, its subjects, the new subtree hashes, the new head.
+    connection.execute(_INSERT_ENTRY, {"seq": size, "canonical": data, "entry_hash": entry_hash,
+                                       "leaf_hash": leaf, "action": action, "actor": actor})
+    if subject_map:
+        connection.execute(_INSERT_SUBJECTS, [{"kind": kind, "subject_id": ident, "seq": size}
+                                              for kind, ident in subject_map.items()])
+    connection.execute(_INSERT_NODES, [{"level": level, "index": index, "hash": digest}
+                                       for level, index, digest in created])
+    connection.execute(_ADVANCE_HEAD, {"size": size + 1, "last_hash": entry_hash,
+                                       "compact_range": tree.to_bytes()})
     return entry
 
 

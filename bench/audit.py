@@ -1,0 +1,222 @@
+"""Audit-log benchmark: appends/s and offline verify throughput.
+
+Prints each figure next to a reference measured in the same run, so the
+ratios mean something on any machine:
+
+- appends/s, one writer, SQLite (WAL, synchronous=FULL, BEGIN IMMEDIATE, one
+  commit per append, as the service runs it); target >= 1,000/s.
+- appends/s, one writer and 8 writer processes, PostgreSQL (skipped without
+  --postgres-url / INTAKE_TEST_POSTGRES_URL). A temporary database is created
+  and dropped.
+- offline verify of an N-entry export (default 1,000,000) against a reference
+  loop that only reads the file and SHA-256s each line; targets: <= 3x the
+  reference and < 30 s for 1M entries.
+
+    .venv/bin/python bench/audit.py [--entries 1000000] [--appends 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import multiprocessing
+import os
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from evidence_intake.audit import merkle
+from evidence_intake.audit.checkpoint import Checkpoint, sign_checkpoint
+from evidence_intake.audit.entry import GENESIS_PREV
+from evidence_intake.audit.note import NoteSigner, generate_signer_key
+from evidence_intake.audit.verify import checkpoint_line, verify_log
+
+ORIGIN = "bench.intake/audit"
+TABLES = ["audit_entries", "audit_subjects", "audit_nodes", "audit_checkpoints", "audit_head"]
+
+
+def write_log(path: Path, count: int, signer: NoteSigner) -> None:
+    """An N-entry export of realistic entries (about 380 bytes each), signed at the end."""
+    prev = GENESIS_PREV
+    leaves = []
+    with path.open("wb") as out:
+        for seq in range(count):
+            digest = hashlib.sha256(seq.to_bytes(8, "big")).hexdigest()
+            line = (
+                '{"action":"statement.sealed","actor":"acct_0193a1b2c3","details":{"recipients":'
+                '["age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs"],'
+                f'"sha256":"{digest}","size":{12345 + seq}}},"prev":"{prev}","seq":{seq},'
+                f'"subject":{{"statement":"st_{seq:08d}"}},"time":"2026-11-29T14:33:59.123456Z"}}'
+            ).encode()
+            out.write(line + b"\n")
+            prev = hashlib.sha256(line).hexdigest()
+            leaves.append(merkle.leaf_hash(line))
+        root = merkle.root(merkle.build_levels(leaves), count)
+        out.write(checkpoint_line(sign_checkpoint(Checkpoint(ORIGIN, count, root), signer)))
+
+
+def reference(path: Path) -> float:
+    start = time.perf_counter()
+    with path.open("rb") as handle:
+        for line in handle:
+            hashlib.sha256(line).digest()
+    return time.perf_counter() - start
+
+
+def bench_verify(count: int) -> None:
+    signer = NoteSigner(generate_signer_key(ORIGIN)[0])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "log.jsonl"
+        t0 = time.perf_counter()
+        write_log(path, count, signer)
+        print(f"generated {count:,} entries ({path.stat().st_size / 1e6:.0f} MB) "
+              f"in {time.perf_counter() - t0:.1f} s")
+        ref = reference(path)
+        start = time.perf_counter()
+        result = verify_log(path, signer.verifier)
+        took = time.perf_counter() - start
+        if result.size != count:
+            raise SystemExit("verification returned the wrong size")
+        print(f"verify  {count:,} entries: {took:.2f} s ({count / took:,.0f} entries/s); "
+              f"reference read+SHA-256 loop {ref:.2f} s; ratio {took / ref:.2f}x "
+              "(target <= 3x, < 30 s for 1M)")
+
+
+def _sqlite_engine(path: Path, synchronous: str):  # type: ignore[no-untyped-def]
+    from sqlalchemy import create_engine, event
+
+    engine = create_engine(f"sqlite:///{path}")
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", f"synchronous={synchronous}", "busy_timeout=15000"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection):  # type: ignore[no-untyped-def]
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _appends(engine, count: int, writer: int = 0) -> None:  # type: ignore[no-untyped-def]
+    from evidence_intake.service import auditlog
+    from sqlalchemy.orm import Session
+
+    for i in range(count):
+        with Session(engine) as session:
+            auditlog.append(session, actor=f"acct_{writer}", action="statement.sealed",
+                            subject={"statement": f"st_{writer}_{i}"},
+                            details={"size": i, "sha256": "ab" * 32})
+            session.commit()
+
+
+def _create(engine) -> None:  # type: ignore[no-untyped-def]
+    from evidence_intake.service.models.base import Base
+
+    Base.metadata.create_all(engine, tables=[Base.metadata.tables[t] for t in TABLES])
+
+
+def _reference_inserts(engine, count: int) -> float:  # type: ignore[no-untyped-def]
+    """One plain INSERT + commit per row in a scratch table: the storage floor."""
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE bench_ref (id INTEGER PRIMARY KEY, data TEXT)"))
+    start = time.perf_counter()
+    for i in range(count):
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO bench_ref VALUES (:i, :d)"), {"i": i, "d": "x" * 300})
+    return time.perf_counter() - start
+
+
+def bench_sqlite(count: int) -> None:
+    # FULL fsyncs every commit (the service's setting: a committed entry
+    # survives a power cut); NORMAL in WAL mode survives a crash of the
+    # process but not of the machine, and shows the CPU cost of an append.
+    for synchronous in ("FULL", "NORMAL"):
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = _sqlite_engine(Path(tmp) / "bench.db", synchronous)
+            _create(engine)
+            floor = _reference_inserts(engine, count)
+            start = time.perf_counter()
+            _appends(engine, count)
+            took = time.perf_counter() - start
+            engine.dispose()
+        print(f"SQLite  1 writer, synchronous={synchronous}: {count / took:,.0f} appends/s "
+              f"({count:,} commits); plain one-row insert+commit reference "
+              f"{count / floor:,.0f}/s (target >= 1,000 appends/s)")
+
+
+def _pg_writer(url: str, writer: int, count: int) -> None:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    _appends(engine, count, writer)
+    engine.dispose()
+
+
+def bench_postgres(url: str, count: int, writers: int) -> None:
+    import psycopg
+    from sqlalchemy import create_engine
+
+    plain = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    name = f"intake_bench_audit_{secrets.token_hex(4)}"
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    db_url = f"{url.rsplit('/', 1)[0]}/{name}"
+    try:
+        engine = create_engine(db_url)
+        _create(engine)
+        floor = _reference_inserts(engine, count)
+        start = time.perf_counter()
+        _appends(engine, count)
+        single = time.perf_counter() - start
+        engine.dispose()
+        per_writer = max(1, count // writers)
+        context = multiprocessing.get_context("spawn")
+        processes = [context.Process(target=_pg_writer, args=(db_url, n + 1, per_writer))
+                     for n in range(writers)]
+        start = time.perf_counter()
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+        many = time.perf_counter() - start
+        if any(p.exitcode != 0 for p in processes):
+            raise SystemExit("a PostgreSQL writer failed")
+        print(f"Postgres 1 writer: {count / single:,.0f} appends/s; plain one-row "
+              f"insert+commit reference {count / floor:,.0f}/s")
+        print(f"Postgres {writers} writers: {writers * per_writer / many:,.0f} appends/s in "
+              f"total ({writers} x {per_writer:,}, including process start-up)")
+    finally:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--appends", type=int, default=3000)
+    parser.add_argument("--writers", type=int, default=8)
+    parser.add_argument("--postgres-url", default=os.environ.get("INTAKE_TEST_POSTGRES_URL"))
+    args = parser.parse_args()
+    print(f"audit benchmark on {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    bench_sqlite(args.appends)
+    if args.postgres_url:
+        bench_postgres(args.postgres_url, args.appends, args.writers)
+    else:
+        print("Postgres: skipped (no --postgres-url or INTAKE_TEST_POSTGRES_URL)")
+    bench_verify(args.entries)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
