@@ -78,7 +78,10 @@ def _redact_value(value: Any) -> Any:
 
 def _redact_field(name: str, value: Any) -> Any:
     lowered = name.lower()
-    if lowered in _CONTENT_NAMES or any(part in lowered for part in _SECRET_NAME_PARTS):
+    # Database ids and counts are never secrets, even of secret things (token_id).
+    is_id = lowered.endswith(("_id", "_ids", "_count"))
+    if lowered in _CONTENT_NAMES or (
+            not is_id and any(part in lowered for part in _SECRET_NAME_PARTS)):
         return REDACTED
     return _redact_value(value)
 
