@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,93 +21,13 @@ from pathlib import Path
 import httpx
 import pytest
 from intake_samples import multipart, record, record_bytes
-
-BIN = Path(sys.executable).parent / "intake"
-
-
-def _intake(*args: str, env: dict[str, str], stdin: str | None = None) -> str:
-    result = subprocess.run([str(BIN), *args], env=env, input=stdin, capture_output=True,
-                            text=True, timeout=120, check=False)
-    assert result.returncode == 0, f"intake {args[0]}: {result.stderr}"
-    return result.stdout
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    def __init__(self, data: Path, env: dict[str, str]) -> None:
-        self.data, self.env, self.port = data, env, _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [str(BIN), "serve", "--data-dir", str(self.data), "--host", "127.0.0.1",
-             "--port", str(self.port)],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise AssertionError("the server did not start")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        self.proc = None
-
-
-def _accounts_and_body(data: Path) -> tuple[str, str]:
-    """A counsellor's API token and a receiving body with one key, made in-process."""
-    from evidence_intake.crypto.age import X25519Identity
-    from evidence_intake.service.auth.accounts import create_account, create_api_token
-    from evidence_intake.service.db import Database
-    from evidence_intake.service.models.accounts import Role
-    from evidence_intake.service.recipient_sets import add_recipient, create_body
-    from evidence_intake.service.settings import load_settings
-
-    settings = load_settings(data, argon2_opslimit=1, argon2_memlimit=8192)
-    database = Database.from_settings(settings)
-    try:
-        with database.session() as session:
-            admin = create_account(session, settings, actor="system", username="root",
-                                   role=Role.admin, password="correct horse battery staple")
-            thida = create_account(session, settings, actor="system", username="thida",
-                                   role=Role.counsellor, password="correct horse battery staple")
-            session.commit()
-            token = create_api_token(session, actor="system", account_id=thida.id,
-                                     name="t").token
-            body = create_body(session, actor=admin.id, name="UN mechanism", description="")
-            session.flush()
-            add_recipient(session, settings, actor=admin.id, body_id=body.id, organisation="UN",
-                          person="Investigator", recipient=str(X25519Identity.generate().recipient))
-            body_id = body.id
-            session.commit()
-    finally:
-        database.dispose()
-    return token, body_id
+from live_node_support import Server, accounts_and_body, live_node, run_intake
 
 
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[tuple[Server, dict[str, str]]]:
-    data = tmp_path / "var"
-    env = {**os.environ, "INTAKE_DATA_DIR": str(data), "INTAKE_COOKIE_SECURE": "false"}
-    env.pop("INTAKE_DATABASE_URL", None)
-    _intake("init", "--data-dir", str(data), env=env)
-    server = Server(data, env)
-    try:
-        yield server, env
-    finally:
-        server.kill()
+    with live_node(tmp_path) as started:
+        yield started
 
 
 def _files(blobs: Path) -> list[str]:
@@ -122,14 +39,14 @@ def test_kill_minus_9_mid_upload_then_restart(
         node: tuple[Server, dict[str, str]], tmp_path: Path) -> None:
     server, env = node
     blobs = server.data / "blobs"
-    token, body_id = _accounts_and_body(server.data)
+    token, body_id = accounts_and_body(server.data)
     server.start()
 
     meta = tmp_path / "record.json"
     meta.write_bytes(record_bytes(record([body_id])))
     (tmp_path / "statement.txt").write_text("first statement", encoding="utf-8")
     (tmp_path / "photo.jpg").write_bytes(os.urandom(300_000))
-    receipt = json.loads(_intake(
+    receipt = json.loads(run_intake(
         "submit", "--server", server.url, "--token", token, "--meta", str(meta), "--json",
         str(tmp_path / "statement.txt"), str(tmp_path / "photo.jpg"), env=env))
     committed = _files(blobs)
@@ -174,12 +91,12 @@ def test_kill_minus_9_mid_upload_then_restart(
     server.kill()
 
     log = tmp_path / "log.jsonl"
-    _intake("audit", "export", "-o", str(log), "--database-url",
+    run_intake("audit", "export", "-o", str(log), "--database-url",
             f"sqlite:///{server.data / 'intake.db'}", "--key-file",
             str(server.data / "log.key"), env=env)
     from evidence_intake.service.auditlog import log_verifier_key
 
-    _intake("audit", "verify", str(log), "--key", log_verifier_key(server.data / "log.key"),
+    run_intake("audit", "verify", str(log), "--key", log_verifier_key(server.data / "log.key"),
             env=env)
     actions = [json.loads(line).get("action") for line in log.read_text().splitlines()]
     assert actions.count("statement.sealed") == 1
