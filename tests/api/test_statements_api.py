@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
+from pathlib import Path
 
 import pytest
 from evidence_intake.crypto.errors import NoIdentityMatchError
@@ -200,3 +202,34 @@ def test_content_length_over_the_limit_is_refused_before_reading(
         assert _blob_names(api) == []
     finally:
         gen.close()
+
+
+def test_a_later_receipt_carries_a_checkpoint_that_proves_the_entry(
+        api: Api, bodies: Bodies, tmp_path: Path) -> None:
+    from evidence_intake.audit.checkpoint import open_checkpoint
+    from evidence_intake.audit.merkle import leaf_hash, verify_inclusion
+    from evidence_intake.audit.note import parse_vkey
+    from evidence_intake.service import auditlog
+
+    first = Receipt.model_validate(submit(api, record([bodies.un])).json())
+    vkey = auditlog.create_log_key(tmp_path / "log.key", "intake.test/audit")
+    with api.database.session() as session:
+        auditlog.sign_checkpoint(session, auditlog.load_log_signer(tmp_path / "log.key"))
+        session.commit()
+
+    later = api.client.get(f"/api/v1/statements/{first.statement_id}/receipt",
+                           headers=api.auth("counsellor"))
+    receipt = Receipt.model_validate(later.json())
+    assert receipt.checkpoint is not None
+    checkpoint = open_checkpoint(receipt.checkpoint, parse_vkey(vkey))
+    assert checkpoint.size > receipt.audit.seq
+    with api.database.session() as session:
+        data = auditlog.entry_bytes(session, receipt.audit.seq)
+        proof = auditlog.inclusion_proof(session, receipt.audit.seq, checkpoint.size)
+    assert hashlib.sha256(data).hexdigest() == receipt.audit.entry_hash
+    verify_inclusion(leaf_hash(data), receipt.audit.seq, checkpoint.size, proof,
+                     checkpoint.root_hash)
+    entry = json.loads(data)
+    assert entry["action"] == "statement.sealed"
+    assert entry["details"]["copies"][0]["statement"]["sha256"] == (
+        receipt.copies[0].statement.sha256)
