@@ -252,3 +252,51 @@ def test_intake_export_on_the_local_database(api: Api, bodies: Bodies, tmp_path:
                            text=True, check=False, timeout=120)
     assert again.returncode == 1 and again.stderr.startswith("intake: error: ")
     assert not (tmp_path / "again.zip").exists()
+
+
+def test_intake_export_through_the_api(api: Api, bodies: Bodies, tmp_path: Path,
+                                       backend: str) -> None:
+    """`intake export --server URL --token T`: POST, download, digest check, as a subprocess."""
+    import socket
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    import uvicorn
+    from evidence_intake.service.app import create_app
+
+    if backend != "sqlite":
+        pytest.skip("one backend is enough for the HTTP client path")
+    sid = submit(api, record([bodies.un]), b"remote", (b"file",)).json()["statement_id"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(api.settings, database=api.database),
+                                           host="127.0.0.1", port=port, log_config=None,
+                                           lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            time.sleep(0.05)
+        intake = [sys.executable, "-m", "evidence_intake.cli.main", "export", "--server",
+                  f"http://127.0.0.1:{port}", "--body", bodies.un]
+        out = tmp_path / "remote.zip"
+        done = subprocess.run([*intake, "--token", api.token_for("export_officer"),
+                               "--statement", sid, "-o", str(out), "--json"],
+                              capture_output=True, text=True, check=False, timeout=120)
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert hashlib.sha256(out.read_bytes()).hexdigest() == result["bundle_sha256"]
+        assert result["statement_ids"] == [sid]
+        denied = subprocess.run([*intake, "--token", api.token_for("counsellor"), "--new",
+                                 "-o", str(tmp_path / "denied.zip")],
+                                capture_output=True, text=True, check=False, timeout=120)
+        assert denied.returncode == 1 and "403" in denied.stderr
+        assert not (tmp_path / "denied.zip").exists()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
