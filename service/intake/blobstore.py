@@ -163,6 +163,10 @@ class _FileBlobWriter(io.RawIOBase):
     def publish(self, *, sync: bool = True) -> BlobRef:
         ref = self.finish()
         if self._ref is None:
+            # The modification time becomes the publication time, which is
+            # what garbage collection's grace period is measured from: a blob
+            # written long ago by a slow upload is not an old orphan yet.
+            os.utime(self._tmp)
             os.replace(self._tmp, self._store.root / ref.sha256)
             self._ref = ref
             if sync:
@@ -252,7 +256,7 @@ class FilesystemBlobStore:
 
     def collect_garbage(
         self,
-        is_referenced: Callable[[str], bool],
+        referenced: Callable[[list[str]], set[str]],
         *,
         grace_seconds: float,
         now: float | None = None,
@@ -262,13 +266,15 @@ class FilesystemBlobStore:
         - a temporary file or lease whose lease is free (its upload's process
           is gone) is deleted at once;
         - a temporary file with a held lease is never touched;
-        - a published blob is deleted if ``is_referenced(digest)`` is false and
-          it is older than ``grace_seconds``: it may belong to an upload that
-          published its blobs and is committing right now.
+        - a published blob is deleted if it was published more than
+          ``grace_seconds`` ago and is not in ``referenced(candidates)`` (the
+          digests among the candidates that the database references; asked once,
+          after the cut-off, so a blob committed meanwhile is kept).
         """
         clock = time.time() if now is None else now
         cutoff = clock - grace_seconds
         temps = blobs = 0
+        candidates: list[str] = []
         for entry in list(os.scandir(self.root)):
             try:
                 mtime = entry.stat(follow_symlinks=False).st_mtime
@@ -284,11 +290,15 @@ class FilesystemBlobStore:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(entry.path)
                     temps += name.startswith(_TMP_PREFIX)
-            elif (len(name) == 64 and set(name) <= _HEX and mtime < cutoff
-                  and not is_referenced(name)):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
-                blobs += 1
+            elif len(name) == 64 and set(name) <= _HEX and mtime < cutoff:
+                candidates.append(name)
+        if candidates:
+            keep = referenced(candidates)
+            for name in candidates:
+                if name not in keep:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self.root / name)
+                    blobs += 1
         if temps or blobs:
             self.sync_directory()
         return GarbageReport(temps, blobs)

@@ -303,9 +303,15 @@ def collect_garbage(sessions: sessionmaker[Session], store: FilesystemBlobStore,
     Called at start-up and by ``intake gc``. The grace period protects uploads
     in progress in other workers and hosts sharing the store.
     """
-    def referenced(digest: str) -> bool:
+    def referenced(digests: list[str]) -> set[str]:
+        found: set[str] = set()
         with sessions() as session:
-            return _still_referenced(session, digest)
+            for start in range(0, len(digests), 500):
+                batch = digests[start:start + 500]
+                found.update(session.scalars(select(SealedBlob.sha256).where(
+                    SealedBlob.sha256.in_(batch), SealedBlob.purged.is_(False))))
+            session.rollback()
+        return found
 
     return store.collect_garbage(referenced, grace_seconds=grace_seconds)
 

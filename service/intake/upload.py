@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import anyio
+import structlog
 from sqlalchemy.orm import Session
 
 from ...schemas.statements import Receipt, StatementInput
@@ -31,6 +32,8 @@ from .errors import MalformedBodyError, TooLargeError, UnsupportedMediaError
 from .multipart import MultipartError, StreamingFormParser, boundary_from_content_type
 from .routing import SealPlan, plan_seal
 from .submission import Limits, Submission
+
+log = structlog.get_logger("evidence_intake.service.intake")
 
 FEED_BYTES = 1 << 20
 QUEUED_BATCHES = 2
@@ -60,7 +63,16 @@ def _commit(database: Database, submission: Submission, caller: Caller) -> Recei
     session: Session
     with database.session() as session:
         submission.commit_attempted = True
-        return records.commit_submission(session, sealed, actor=caller.account_id)
+        receipt = records.commit_submission(session, sealed, actor=caller.account_id)
+    routing = sealed.routing
+    # Ids, kinds, sizes and digests only: never names, text or file names.
+    log.info("statement_sealed", statement_id=receipt.statement_id,
+             audit_seq=receipt.audit.seq, amends=receipt.amends,
+             key_kinds=[copy.key_kind for copy in receipt.copies],
+             attachments=len(routing.sizes.attachment_bytes),
+             plaintext_bytes=routing.sizes.text_bytes + sum(routing.sizes.attachment_bytes),
+             text_encoding=routing.text_encoding)
+    return receipt
 
 
 async def receive_statement(
@@ -108,10 +120,13 @@ async def receive_statement(
         await _pump(body, feed, limits.max_request_bytes)
         await anyio.to_thread.run_sync(finish)
         return await anyio.to_thread.run_sync(_commit, database, submission, caller)
-    except BaseException:
+    except BaseException as err:
         # Shielded: a cancelled request (client gone) must still clean up.
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(submission.abort)
+        log.info("statement_not_stored", record_id=submission.record_id,
+                 reason=getattr(err, "slug", type(err).__name__),
+                 after_commit_attempt=submission.commit_attempted)
         raise
 
 

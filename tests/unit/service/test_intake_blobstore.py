@@ -82,7 +82,7 @@ def test_temp_files_of_a_dead_upload_go_at_once_those_of_a_live_one_never(tmp_pa
     for name in os.listdir(tmp_path):
         _age(tmp_path / name, 10 * 86400 if live.id in name else 10)
 
-    report = store.collect_garbage(lambda digest: False, grace_seconds=86400)
+    report = store.collect_garbage(lambda digests: set(), grace_seconds=86400)
 
     assert report.temp_files_removed == 1
     assert sorted(os.listdir(tmp_path)) == sorted([live.path.name, live_tmp._tmp.name])
@@ -99,9 +99,22 @@ def test_unreferenced_blobs_go_after_the_grace_period_only(tmp_path: Path) -> No
     _age(store.path(kept.sha256), 7200)
     _age(store.path(orphan.sha256), 7200)
 
-    report = store.collect_garbage(lambda digest: digest == kept.sha256, grace_seconds=3600)
+    report = store.collect_garbage(lambda digests: {kept.sha256} & set(digests),
+                                  grace_seconds=3600)
 
     assert report.unreferenced_blobs_removed == 1
     assert store.exists(kept.sha256)
     assert store.exists(fresh.sha256)
     assert not store.exists(orphan.sha256)
+
+
+def test_a_blob_published_now_is_young_however_long_ago_it_was_written(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    writer = store.writer()
+    writer.write(b"first attachment of a slow upload")
+    writer.finish()
+    _age(writer._tmp, 3 * 86400)
+    ref = writer.publish()
+    report = store.collect_garbage(lambda digests: set(), grace_seconds=86400)
+    assert report.unreferenced_blobs_removed == 0
+    assert store.exists(ref.sha256)
