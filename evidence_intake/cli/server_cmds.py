@@ -71,6 +71,12 @@ def _read_password(args: argparse.Namespace) -> str:
     return password
 
 
+def _program() -> str:
+    """How the user invoked us (``.venv/bin/intake`` under ``make run``), for copy-paste hints."""
+    invoked = sys.argv[0] if sys.argv else ""
+    return invoked if os.path.basename(invoked) == "intake" else "intake"
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     service = _service()
     report = _service_call(service.init, _data_dir(args))
@@ -101,7 +107,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
           file=sys.stderr)
     if settings.openapi_docs:
         print(f"  API documentation: {url}/docs", file=sys.stderr)
-    print("  first admin:       intake admin create-user --role admin NAME", file=sys.stderr)
+    print(f"  first admin:       {_program()} admin create-user --role admin NAME",
+          file=sys.stderr)
     service.serve(_data_dir(args), host=args.host, port=args.port, workers=args.workers)
     return EXIT_OK
 
