@@ -33,7 +33,8 @@ class RecipientOut(BaseModel):
     recipient: str
     kind: KeyKindName
     post_quantum: bool
-    fingerprint: str = Field(description="SHA256:<base64>; compare with the investigator "
+    fingerprint: str = Field(description="SHA-256 (hex) of the recipient string "
+                             "(printf %s age1… | sha256sum); compare with the investigator "
                              "out of band before trusting the key")
     created_at: datetime
     retired_at: datetime | None

@@ -11,8 +11,6 @@ so a body's protection can only be raised, never silently lowered.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -33,21 +31,12 @@ class ParsedRecipient:
     fingerprint: str
 
 
-def fingerprint(canonical_recipient: str) -> str:
-    """``SHA256:`` and the unpadded base64 of SHA-256 over the recipient string.
-
-    The same form as OpenSSH's key fingerprints, which investigators know how
-    to read aloud and compare.
-    """
-    digest = hashlib.sha256(canonical_recipient.encode("ascii")).digest()
-    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
-
-
 def parse_recipient_string(text: str) -> ParsedRecipient:
     """Validate an ``age1…`` or ``age1pq1…`` string with the age parser.
 
     Raises :class:`PolicyError` with the parser's message (which quotes no key).
     """
+    from ..crypto.age import recipient_fingerprint
     from ..crypto.age.keys import PQ_RECIPIENT_PREFIX, parse_recipient
     from ..crypto.errors import CryptoError
 
@@ -57,7 +46,10 @@ def parse_recipient_string(text: str) -> ParsedRecipient:
         raise PolicyError(f"not a valid age recipient: {err}") from err
     canonical = str(parsed)
     kind = KeyKind.mlkem768x25519 if canonical.startswith(PQ_RECIPIENT_PREFIX) else KeyKind.x25519
-    return ParsedRecipient(canonical, kind, fingerprint(canonical))
+    # The project's one fingerprint form (crypto.age.recipient_fingerprint):
+    # SHA-256 hex of the recipient string, which an investigator can recompute
+    # with `printf %s age1… | sha256sum` and read back over the phone.
+    return ParsedRecipient(canonical, kind, recipient_fingerprint(parsed))
 
 
 def list_bodies(session: Session) -> list[ReceivingBody]:
