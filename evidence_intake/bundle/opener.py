@@ -15,6 +15,8 @@ on disk in between is detected.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import hashlib
 import hmac
@@ -199,6 +201,18 @@ def _record(path: Path) -> Mapping[str, Any] | None:
     return sealed if isinstance(sealed, dict) else None
 
 
+def _typed_bytes(text: Mapping[str, Any]) -> bytes | None:
+    """The statement's bytes as typed, if present and matching their recorded SHA-256."""
+    encoded, digest = text.get("typed_base64"), text.get("typed_sha256")
+    if not isinstance(encoded, str) or not isinstance(digest, str):
+        return None
+    try:
+        typed = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return typed if hmac.compare_digest(hashlib.sha256(typed).hexdigest(), digest) else None
+
+
 def _write_text(final: Path, data: bytes) -> None:
     with _staged(final) as out:
         out.write(data)
@@ -222,7 +236,12 @@ def _open_statement(archive: SafeArchive, manifest: Manifest, verification: Veri
         record = _record(base / "statement.json")
         text = record.get("statement") if record else None
         if isinstance(text, Mapping) and isinstance(text.get("unicode"), str):
-            _write_text(base / "statement.txt", text["unicode"].encode("utf-8"))
+            unicode_text = text["unicode"].encode("utf-8")
+            _write_text(base / "statement.txt", unicode_text)
+            typed = _typed_bytes(text)
+            if typed is not None and typed != unicode_text:
+                # E.g. Zawgyi: the bytes exactly as the counsellor typed them.
+                _write_text(base / "statement.typed.txt", typed)
     declared: dict[int, Mapping[str, Any]] = {}
     if record and isinstance(record.get("attachments"), list):
         for meta in record["attachments"]:

@@ -76,7 +76,8 @@ def _time(second: int) -> str:
 
 
 def make_bundle(tmp_path: Path, *, statements: int = 2, attachments: int = 1,
-                attachment_names: list[str] | None = None) -> BundleFixture:
+                attachment_names: list[str] | None = None,
+                typed: bytes | None = None) -> BundleFixture:
     """A verified-good bundle of ``statements`` statements for one investigator."""
     work = tmp_path / "factory"
     work.mkdir(parents=True, exist_ok=True)
@@ -109,8 +110,8 @@ def make_bundle(tmp_path: Path, *, statements: int = 2, attachments: int = 1,
                  for n in range(attachments)]
         record = json.dumps({"schema": "statement-record/v1", "sealed": {
             "statement": {"unicode": text,
-                          "typed_base64": base64.b64encode(text.encode()).decode(),
-                          "typed_sha256": hashlib.sha256(text.encode()).hexdigest()},
+                          "typed_base64": base64.b64encode(typed or text.encode()).decode(),
+                          "typed_sha256": hashlib.sha256(typed or text.encode()).hexdigest()},
             "attachments": [{"index": n, "filename": name, "content_type": "image/jpeg",
                              "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
                             for n, (name, data) in enumerate(files)]}},

@@ -141,3 +141,19 @@ def test_forced_open_marks_the_report(bundle: BundleFixture, tmp_path: Path) -> 
     assert doc["verification"]["warning"].startswith("VERIFICATION FAILED")
     assert doc["verification"]["failures"][0]["subject"] == "extra.txt"
     assert "VERIFICATION FAILED" in custody.render_html(doc)
+
+
+def test_bytes_typed_in_zawgyi_are_kept_beside_the_unicode_text(tmp_path: Path) -> None:
+    zawgyi = "\u1021\u1015\u102d\u102f\u1012\u1039 \u1041".encode()  # stands for Zawgyi input
+    fx = make_bundle(tmp_path, statements=1, attachments=0, typed=zawgyi)
+    out = tmp_path / "out"
+    _open(fx, out)
+    base = out / fx.statements[0].id
+    assert (base / "statement.typed.txt").read_bytes() == zawgyi
+    assert (base / "statement.txt").read_text(encoding="utf-8") == fx.statements[0].text
+
+
+def test_typed_bytes_equal_to_the_text_are_not_duplicated(bundle: BundleFixture,
+                                                          tmp_path: Path) -> None:
+    _open(bundle, tmp_path / "out")
+    assert not list((tmp_path / "out").rglob("statement.typed.txt"))
