@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
@@ -36,8 +37,6 @@ from typing import NoReturn
 from . import merkle
 from .checkpoint import Checkpoint, open_checkpoint
 from .entry import (
-    _ACTION,
-    _TIME,
     ENTRY_KEYS,
     GENESIS_PREV,
     MAX_SAFE_INTEGER,
@@ -60,6 +59,9 @@ from .errors import (
 from .note import NoteVerifier
 
 CHECKPOINT_PREFIX = b'{"checkpoint":'
+# Whole-chunk forms of the entry's time and action patterns, one per line.
+_TIMES = re.compile(r"(?:\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z\n)*")
+_ACTIONS = re.compile(r"(?:[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+\n)*")
 CHUNK = 4096
 _sha256 = hashlib.sha256
 
@@ -112,8 +114,9 @@ def _fast_chunk_ok(chunk: Sequence[bytes]) -> list[dict[str, object]]:
 
     The joined chunk must be ASCII (so no non-ASCII key slips through), decode
     without floats, NaN or integers past 2^53, and re-encode to exactly the
-    same bytes. Anything unusual falls back to the
-    exact per-entry validator, which is the specification.
+    same bytes, and its fields must pass the checks of ``Entry.validate``.
+    Anything unusual falls back to the exact per-entry validator, which is
+    the specification.
     """
     joined = b"[" + b",".join(chunk) + b"]"
     if not joined.isascii():
@@ -126,16 +129,27 @@ def _fast_chunk_ok(chunk: Sequence[bytes]) -> list[dict[str, object]]:
         raise _FastPathRefusedError from err
     if again != joined or not isinstance(objs, list):
         raise _FastPathRefusedError
-    for obj in objs:
-        if not (type(obj) is dict and obj.keys() == ENTRY_KEYS
-                and type(obj["seq"]) is int and type(obj["prev"]) is str
-                and type(obj["time"]) is str and _TIME.match(obj["time"])
-                and type(obj["action"]) is str and _ACTION.match(obj["action"])
-                and type(obj["actor"]) is str and 0 < len(obj["actor"]) <= 200
-                and type(obj["details"]) is dict
-                and type(subject := obj["subject"]) is dict
-                and all(type(v) is str for v in subject.values())):
+    # The field checks of Entry.validate, done per chunk with C-speed
+    # primitives: joining fails on a non-string, one anchored regex checks
+    # every time stamp (or action) of the chunk at once.
+    try:
+        if not all(type(obj) is dict and obj.keys() == ENTRY_KEYS for obj in objs):
             raise _FastPathRefusedError
+        times = "\n".join([obj["time"] for obj in objs]) + "\n"
+        actions = "\n".join([obj["action"] for obj in objs]) + "\n"
+        actors = [obj["actor"] for obj in objs]
+        "".join(actors)
+        "".join([v for obj in objs for v in obj["subject"].values()])
+    except (TypeError, AttributeError) as err:
+        raise _FastPathRefusedError from err
+    # A value with an embedded newline would add a line: count them too.
+    if not (times.count("\n") == actions.count("\n") == len(objs)
+            and _TIMES.fullmatch(times) and _ACTIONS.fullmatch(actions)
+            and min(map(len, actors)) > 0 and max(map(len, actors)) <= 200
+            and all(type(obj["seq"]) is int and obj["seq"] >= 0
+                    and type(obj["details"]) is dict
+                    and type(obj["subject"]) is dict for obj in objs)):
+        raise _FastPathRefusedError
     return objs
 
 

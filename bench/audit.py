@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from evidence_intake.audit import merkle
 from evidence_intake.audit.checkpoint import Checkpoint, sign_checkpoint
@@ -153,10 +154,13 @@ def bench_sqlite(count: int) -> None:
               f"{count / floor:,.0f}/s (target >= 1,000 appends/s)")
 
 
-def _pg_writer(url: str, writer: int, count: int) -> None:
-    from sqlalchemy import create_engine
+def _pg_writer(url: str, writer: int, count: int, barrier: Any) -> None:
+    from sqlalchemy import create_engine, text
 
     engine = create_engine(url)
+    with engine.connect() as conn:  # connect and import before the clock starts
+        conn.execute(text("SELECT 1"))
+    barrier.wait()
     _appends(engine, count, writer)
     engine.dispose()
 
@@ -180,11 +184,14 @@ def bench_postgres(url: str, count: int, writers: int) -> None:
         engine.dispose()
         per_writer = max(1, count // writers)
         context = multiprocessing.get_context("spawn")
-        processes = [context.Process(target=_pg_writer, args=(db_url, n + 1, per_writer))
+        barrier = context.Barrier(writers + 1)
+        processes = [context.Process(target=_pg_writer, args=(db_url, n + 1, per_writer,
+                                                               barrier))
                      for n in range(writers)]
-        start = time.perf_counter()
         for process in processes:
             process.start()
+        barrier.wait(timeout=300)
+        start = time.perf_counter()
         for process in processes:
             process.join()
         many = time.perf_counter() - start
@@ -193,7 +200,7 @@ def bench_postgres(url: str, count: int, writers: int) -> None:
         print(f"Postgres 1 writer: {count / single:,.0f} appends/s; plain one-row "
               f"insert+commit reference {count / floor:,.0f}/s")
         print(f"Postgres {writers} writers: {writers * per_writer / many:,.0f} appends/s in "
-              f"total ({writers} x {per_writer:,}, including process start-up)")
+              f"total ({writers} x {per_writer:,} commits, timed after every writer connected)")
     finally:
         with psycopg.connect(plain, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
