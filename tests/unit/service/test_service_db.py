@@ -1,0 +1,48 @@
+"""The database layer: SQLite pragmas per connection, and nothing made at import time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from evidence_intake.service import models  # noqa: F401 - registers every table
+from evidence_intake.service.db import SQLITE_BUSY_TIMEOUT_MS, Database
+from evidence_intake.service.models.accounts import ApiToken
+from evidence_intake.service.models.base import Base
+from evidence_intake.service.settings import Settings
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+
+def test_sqlite_connections_get_wal_foreign_keys_and_a_busy_timeout(tmp_path: Path) -> None:
+    database = Database.from_settings(Settings(data_dir=tmp_path))
+    try:
+        with database.engine.connect() as conn:
+            assert conn.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
+            assert conn.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
+            assert conn.execute(text("PRAGMA busy_timeout")).scalar_one() == SQLITE_BUSY_TIMEOUT_MS
+            assert conn.execute(text("PRAGMA synchronous")).scalar_one() == 2  # FULL
+    finally:
+        database.dispose()
+
+
+def test_sqlite_enforces_foreign_keys(tmp_path: Path) -> None:
+    database = Database.from_settings(Settings(data_dir=tmp_path))
+    try:
+        Base.metadata.create_all(database.engine)
+        with database.session() as session, pytest.raises(IntegrityError):
+            session.add(ApiToken(account_id="no-such-account", name="x", token_sha256="0" * 64))
+            session.commit()
+    finally:
+        database.dispose()
+
+
+def test_importing_the_service_creates_nothing(tmp_path: Path) -> None:
+    code = ("import evidence_intake.service.app, evidence_intake.service.asgi, "
+            "evidence_intake.service.cli, evidence_intake.service.routes.auth")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert list(tmp_path.iterdir()) == []
