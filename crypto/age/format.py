@@ -35,6 +35,12 @@ _MAX_LINE = 64 * 1024
 # And a header has at most this many stanzas (age itself has no limit, but a
 # real file has a handful; this keeps memory bounded on hostile input).
 _MAX_STANZAS = 4096
+# Line and stanza counts alone do not bound memory: one stanza may have any
+# number of 64-column body lines. Go's age caps a stanza (argument line and
+# body lines, newlines included) at 1 MiB and the whole header at 16 MiB; we
+# apply the same limits, so a file one implementation opens the other does too.
+MAX_STANZA_SIZE = 1 << 20
+MAX_HEADER_SIZE = 16 << 20
 
 
 def b64_encode(data: bytes) -> str:
@@ -143,6 +149,8 @@ def parse_unverified(src: BinaryIO | LineSource) -> Header:
     stanzas: list[Stanza] = []
     while True:
         line = _read_line(src)
+        if len(raw) + len(line) + 1 > MAX_HEADER_SIZE:
+            raise HeaderError(f"header exceeds the {MAX_HEADER_SIZE}-byte limit")
         if line.startswith(MAC_PREFIX):
             # "--- " followed by exactly one canonical base64 field of 32 bytes.
             parts = _ascii(line).split(" ")
@@ -158,6 +166,7 @@ def parse_unverified(src: BinaryIO | LineSource) -> Header:
         if len(stanzas) >= _MAX_STANZAS:
             raise HeaderError("too many stanzas in header")
         raw += line + b"\n"
+        stanza_size = len(line) + 1
         args = _ascii(line).split(" ")[1:]
         if not args:
             raise HeaderError("stanza without a type")
@@ -168,6 +177,11 @@ def parse_unverified(src: BinaryIO | LineSource) -> Header:
             body_line = _read_line(src)
             if len(body_line) > COLUMNS:
                 raise HeaderError("stanza body line longer than 64 columns")
+            stanza_size += len(body_line) + 1
+            if stanza_size > MAX_STANZA_SIZE:
+                raise HeaderError(f"stanza exceeds the {MAX_STANZA_SIZE}-byte limit")
+            if len(raw) + len(body_line) + 1 > MAX_HEADER_SIZE:
+                raise HeaderError(f"header exceeds the {MAX_HEADER_SIZE}-byte limit")
             raw += body_line + b"\n"
             body += b64_decode(_ascii(body_line))
             if len(body_line) < COLUMNS:

@@ -57,3 +57,40 @@ def test_overlong_line_is_refused_without_buffering_it_all() -> None:
         age_format.parse_unverified(src)  # type: ignore[arg-type]
     # The parser stopped after the line limit instead of reading the whole line.
     assert src.tell() < 100 * 1024
+
+
+def _mac_line() -> bytes:
+    return b"--- " + age_format.b64_encode(MAC).encode("ascii") + b"\n"
+
+
+def test_endless_stanza_body_cannot_exhaust_memory() -> None:
+    # Memory exhaustion: one stanza with 8 MiB of full 64-column body lines. Every
+    # line is well-formed, so only a stanza size limit stops the parser early.
+    body_line = b"A" * age_format.COLUMNS + b"\n"
+    count = (8 << 20) // len(body_line)
+    src = io.BytesIO(age_format.INTRO + b"-> X25519 x\n" + body_line * count + b"\n" + _mac_line())
+    with pytest.raises(HeaderError, match="stanza exceeds"):
+        age_format.parse_unverified(src)  # type: ignore[arg-type]
+    assert src.tell() <= age_format.MAX_STANZA_SIZE + 1024
+
+
+def test_header_of_many_large_stanzas_cannot_exhaust_memory() -> None:
+    # Memory exhaustion across stanzas: each stanza is legal on its own (a 60 KiB
+    # argument line), but together they pass the 16 MiB header limit.
+    stanza = b"-> t " + b"a" * (60 * 1024) + b"\n\n"
+    count = age_format.MAX_HEADER_SIZE // len(stanza) + 2
+    src = io.BytesIO(age_format.INTRO + stanza * count + _mac_line())
+    with pytest.raises(HeaderError, match="header exceeds"):
+        age_format.parse_unverified(src)  # type: ignore[arg-type]
+    assert src.tell() <= age_format.MAX_HEADER_SIZE + 64 * 1024
+
+
+def test_header_just_under_the_limits_still_parses() -> None:
+    # The limits must not refuse what a real age implementation writes: a stanza
+    # of nearly 1 MiB and a header of several of them.
+    body = bytes(age_format.BYTES_PER_LINE * ((1 << 20) // 66))
+    stanzas = [Stanza("t", ("a",), body) for _ in range(3)]
+    encoded = age_format.encode(stanzas, MAC)
+    assert max(len(age_format.encode_stanza(s)) for s in stanzas) < age_format.MAX_STANZA_SIZE
+    header = age_format.parse_unverified(io.BytesIO(encoded))  # type: ignore[arg-type]
+    assert header.stanzas == tuple(stanzas)
