@@ -154,7 +154,8 @@ def serve(data_dir: Path, *, host: str, port: int, workers: int) -> None:
 
     # Checked here once so that a refusal is one clear message, not one per
     # worker; the supervisor process logs through the same redacting pipeline.
-    configure_logging(load_settings(data_dir))
+    settings = load_settings(data_dir)
+    configure_logging(settings)
     os.environ["INTAKE_DATA_DIR"] = str(data_dir)
     uvicorn.run(
         "evidence_intake.service.asgi:app_factory",
@@ -166,7 +167,7 @@ def serve(data_dir: Path, *, host: str, port: int, workers: int) -> None:
         access_log=False,  # RequestMiddleware logs each request without its query string
         server_header=False,
         proxy_headers=True,
-        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=30,
     )
 

@@ -107,6 +107,11 @@ class Settings(BaseSettings):
     log_json: bool = Field(True, description="JSON log lines (False: readable console lines)")
     log_level: str = Field("info", description="debug, info, warning or error")
     openapi_docs: bool = Field(True, description="serve /docs and /openapi.json")
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="reverse proxies trusted for X-Forwarded-For (comma-separated); the client "
+        "address they report is what login throttling counts",
+    )
     log_origin: str = Field(
         "evidence-intake.local/audit",
         description="checkpoint origin line of the audit log (C2SP tlog-checkpoint)",
