@@ -251,8 +251,8 @@ class BodyRoute(_Model):
 
 Fingerprint = Annotated[
     str,
-    Field(pattern=r"^SHA256:[A-Za-z0-9+/]{43}$",
-          description="SHA256: and unpadded base64 of SHA-256 over the recipient string"),
+    Field(pattern=r"^[0-9a-f]{64}$",
+          description="SHA-256 (lowercase hex) of the recipient string, e.g. of age1..."),
 ]
 
 

@@ -18,7 +18,7 @@ between leaves unreferenced blobs that garbage collection removes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -101,8 +101,13 @@ def check_amendable(session: Session, amends: str, *, account_id: str, is_admin:
                                   field="record.routing.amends")
 
 
-def commit_submission(session: Session, sealed: SealedSubmission, *, actor: str) -> Receipt:
-    """Insert the statement and append its audit entry, in the caller's transaction; commit."""
+def commit_submission(session: Session, sealed: SealedSubmission, *, actor: str,
+                      before_commit: Callable[[], None] | None = None) -> Receipt:
+    """Insert the statement and append its audit entry, in the caller's transaction; commit.
+
+    ``before_commit`` runs just before the COMMIT is sent: from then on the
+    outcome may be unknown to the caller if the connection fails.
+    """
     routing = sealed.routing
     if routing.amends is not None:
         # Checked again inside the transaction: the original may have been
@@ -157,6 +162,9 @@ def commit_submission(session: Session, sealed: SealedSubmission, *, actor: str)
                    details=details)
     statement.audit_seq = audit.seq
     statement.audit_entry_hash = audit.entry_hash
+    session.flush()
+    if before_commit is not None:
+        before_commit()
     session.commit()
     return _receipt(statement, routing, audit, checkpoint)
 

@@ -61,9 +61,12 @@ def _commit(database: Database, submission: Submission, caller: Caller) -> Recei
     sealed = submission.seal_statement()
     submission.publish()
     session: Session
-    with database.session() as session:
+    def committing() -> None:
         submission.commit_attempted = True
-        receipt = records.commit_submission(session, sealed, actor=caller.account_id)
+
+    with database.session() as session:
+        receipt = records.commit_submission(session, sealed, actor=caller.account_id,
+                                            before_commit=committing)
     routing = sealed.routing
     # Ids, kinds, sizes and digests only: never names, text or file names.
     log.info("statement_sealed", statement_id=receipt.statement_id,

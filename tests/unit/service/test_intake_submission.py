@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from evidence_intake.crypto.age import X25519Identity, decrypt
+from evidence_intake.crypto.age import X25519Identity, decrypt, recipient_fingerprint
 from evidence_intake.crypto.age.mlkem768x25519 import HybridIdentity
 from evidence_intake.crypto.errors import NoIdentityMatchError
 from evidence_intake.schemas.statements import StatementRecord
@@ -32,7 +32,6 @@ from evidence_intake.service.intake.multipart import StreamingFormParser
 from evidence_intake.service.intake.routing import PlannedKey, SealPlan, plan_seal
 from evidence_intake.service.intake.submission import Limits, SealedSubmission, Submission
 from evidence_intake.service.models.recipients import KeyKind
-from evidence_intake.service.recipient_sets import fingerprint
 from intake_samples import (
     CANARY,
     UNICODE_ARTICLE_1,
@@ -54,7 +53,7 @@ class _Row:
         self.body_id = body_id
         self.recipient = str(identity.recipient)
         self.kind = kind
-        self.fingerprint = fingerprint(self.recipient)
+        self.fingerprint = recipient_fingerprint(identity.recipient)
 
 
 class Keys:
