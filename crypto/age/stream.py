@@ -26,6 +26,7 @@ chunk buffers, whatever the file size.
 from __future__ import annotations
 
 import io
+import select
 from collections.abc import Callable
 from typing import BinaryIO, Protocol
 
@@ -71,21 +72,39 @@ def _chunk_nonce(counter: int, last: bool) -> bytes:
     return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
 
 
+def _wait_readable(src: object) -> None:
+    """Block until a non-blocking ``src`` has data; refuse if it cannot be waited on."""
+    try:
+        fd = src.fileno()  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        raise BlockingIOError("the input is non-blocking and has no data yet") from None
+    select.select([fd], [], [])
+
+
 def read_full(src: BinaryIO | Readable, buf: memoryview) -> int:
     """Fill ``buf`` from ``src``; returns fewer bytes only at end of input.
 
-    Uses ``readinto`` (no copy) when ``src`` has it, ``read`` otherwise.
+    Uses ``readinto`` (no copy) when ``src`` has it, ``read`` otherwise. A
+    non-blocking source (a pipe with ``O_NONBLOCK``) answers ``None`` when it
+    has no data *yet*; that is not the end of input. Taking it for one would
+    make the sealer flag a chunk as the last and write a truncated file that
+    authenticates, so we wait for data instead.
     """
     filled = 0
     size = len(buf)
     readinto = getattr(src, "readinto", None)
     while filled < size:
+        n: int | None
         if readinto is not None:
             n = readinto(buf[filled:])
         else:
             data = src.read(size - filled)
-            n = len(data)
-            buf[filled : filled + n] = data
+            n = None if data is None else len(data)
+            if n:
+                buf[filled : filled + n] = data
+        if n is None:
+            _wait_readable(src)
+            continue
         if not n:
             break
         filled += n
@@ -231,7 +250,7 @@ class StreamReader(io.RawIOBase):
         self._counter += 1
         if last:
             self._done = True
-            if self._src.read(1):
+            if read_full(self._src, memoryview(bytearray(1))):
                 # The final chunk authenticated, so (as age does and the CCTV
                 # vectors expect) it is released; the next read fails.
                 self._error = PayloadError("payload malformed: data after the final chunk")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import select
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -114,11 +115,29 @@ def prehash(data: bytes) -> bytes:
 
 
 def prehash_stream(stream: BinaryIO) -> bytes:
-    """BLAKE2b-512 of everything left in ``stream``, in 1 MiB reads (memory stays flat)."""
+    """BLAKE2b-512 of everything left in ``stream``, in 1 MiB reads (memory stays flat).
+
+    A non-blocking stream answers ``None`` when it has no data *yet*; that is
+    not the end of the file, and taking it for one would sign (or check) a
+    truncated prefix. We wait for data instead.
+    """
     state = hashlib.blake2b(digest_size=PREHASH_BYTES)
-    while chunk := stream.read(CHUNK_BYTES):
+    while True:
+        chunk = stream.read(CHUNK_BYTES)
+        if chunk is None:
+            _wait_readable(stream)
+            continue
+        if not chunk:
+            return state.digest()
         state.update(chunk)
-    return state.digest()
+
+
+def _wait_readable(stream: BinaryIO) -> None:
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        raise BlockingIOError("the input is non-blocking and has no data yet") from None
+    select.select([fd], [], [])
 
 
 def compose_signature(

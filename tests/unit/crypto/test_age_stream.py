@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import threading
+import time
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -99,3 +101,36 @@ def test_payload_key_is_hkdf_of_file_key_and_nonce() -> None:
     key_b = stream.payload_key(bytes(16), b"\x01" + bytes(15))
     assert len(key_a) == 32
     assert key_a != key_b
+
+
+def _slow_nonblocking_pipe(
+    parts: list[bytes], pause: float = 0.2
+) -> tuple[io.BufferedReader, threading.Thread]:
+    """A read end with O_NONBLOCK, fed ``parts`` with a pause between them (a slow producer)."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+
+    def produce() -> None:
+        with os.fdopen(write_fd, "wb") as out:
+            for part in parts:
+                out.write(part)
+                out.flush()
+                time.sleep(pause)
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    return os.fdopen(read_fd, "rb"), thread
+
+
+@pytest.mark.parametrize("first", [100, C, C + 5])
+def test_nonblocking_input_is_never_sealed_as_a_truncated_file(first: int) -> None:
+    # Silent truncation: a would-block answer (None) from a slow non-blocking pipe
+    # taken for end of input would flag an early chunk as the last one, and the
+    # truncated file would authenticate. The whole input must be sealed.
+    data = os.urandom(first + C + 3)
+    src, thread = _slow_nonblocking_pipe([data[:first], data[first:]])
+    out = io.BytesIO()
+    with src:
+        stream.encrypt_stream(src, out, KEY)
+    thread.join()
+    assert open_(out.getvalue()) == data

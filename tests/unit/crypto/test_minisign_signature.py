@@ -256,3 +256,28 @@ def test_longest_comments_minisign_reads_are_accepted(key: SigningKey) -> None:
     text = key.sign(DATA, trusted, "u" * MAX_UNTRUSTED_COMMENT_BYTES)
     assert verify(DATA, text, key.public_key) == trusted
     assert (MAX_TRUSTED_COMMENT_BYTES, MAX_UNTRUSTED_COMMENT_BYTES) == (8173, 1003)
+
+
+def test_nonblocking_input_never_signs_a_truncated_prefix(key: SigningKey) -> None:
+    # Silent truncation: a would-block answer (None) from a slow non-blocking pipe
+    # taken for end of file would sign only the prefix read so far.
+    import os
+    import threading
+    import time
+
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+
+    def produce() -> None:
+        with os.fdopen(write_fd, "wb") as out:
+            out.write(DATA[:100])
+            out.flush()
+            time.sleep(0.2)
+            out.write(DATA[100:])
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    with os.fdopen(read_fd, "rb") as src:
+        text = key.sign_stream(src, COMMENT)
+    thread.join()
+    assert verify(DATA, text, key.public_key) == COMMENT
