@@ -58,8 +58,18 @@ class X25519Recipient:
     """A native age recipient: a Curve25519 public key, written ``age1…``."""
 
     def __init__(self, public_key: bytes) -> None:
+        """Raises :class:`KeyFormatError` for a wrong length or a low-order point.
+
+        Every share sealed to a low-order point gives the all-zero secret, so
+        such a "key" could never be wrapped to; refusing it here reports the
+        bad key where it is entered, not as a header error at sealing time.
+        """
         if len(public_key) != _KEY_SIZE:
             raise KeyFormatError("an X25519 recipient is 32 bytes")
+        try:
+            _scalarmult(bindings.randombytes(_KEY_SIZE), bytes(public_key))
+        except HeaderError as err:
+            raise KeyFormatError("the X25519 recipient is a low-order point") from err
         self._public_key = bytes(public_key)
 
     @classmethod

@@ -14,6 +14,7 @@ from evidence_intake.crypto.age import (
     ScryptRecipient,
     X25519Identity,
     X25519Recipient,
+    bech32,
     decrypt,
     encrypt,
     open_decryptor,
@@ -304,3 +305,28 @@ def test_armor_reader_rejects_data_after_end() -> None:
     reader = io.BufferedReader(ArmorReader(io.BufferedReader(io.BytesIO(armored))))
     with pytest.raises(errors.ArmorError):
         reader.read()
+
+
+# Every low-order X25519 encoding (libsodium's list, with the non-canonical ones).
+LOW_ORDER_POINTS = [
+    bytes(32),
+    b"\x01" + bytes(31),
+    bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+    bytes.fromhex("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"),
+    bytes.fromhex("ec" + "ff" * 30 + "7f"),
+    bytes.fromhex("ed" + "ff" * 30 + "7f"),
+    bytes.fromhex("ee" + "ff" * 30 + "7f"),
+]
+
+
+@pytest.mark.parametrize("point", LOW_ORDER_POINTS)
+def test_low_order_recipient_is_refused_as_a_bad_key(point: bytes) -> None:
+    # A planted low-order "investigator key": every file sealed to it would fail
+    # (or, without libsodium's check, wrap the file key under a public key). It is
+    # refused where it is entered, as a key error, not at sealing time as a
+    # misleading header error.
+    text = bech32.encode("age", point)
+    with pytest.raises(errors.KeyFormatError):
+        parse_recipient(text)
+    with pytest.raises(errors.KeyFormatError):
+        X25519Recipient(point)
