@@ -231,3 +231,23 @@ def test_admin_sees_settings_without_secrets(api: Api) -> None:
     assert api.settings.secret_key is not None
     assert api.settings.secret_key.get_secret_value() not in response.text
     assert "postgres@" not in response.text
+
+
+@pytest.mark.parametrize("column", ["last_seen_at", "expires_at"])
+def test_idle_or_expired_session_is_refused(api: Api, column: str) -> None:
+    from datetime import timedelta
+
+    from evidence_intake.service.models.accounts import LoginSession
+    from evidence_intake.service.models.types import utcnow
+    from sqlalchemy import update
+
+    _, username = api.create_account("auditor")
+    _login(api, username)
+    assert api.client.get("/api/v1/auth/me").status_code == 200
+    digest = token_digest(api.client.cookies.get("__Host-intake_session") or "")
+    past = utcnow() - timedelta(seconds=api.settings.session_idle_seconds + 1)
+    with api.database.session() as session:
+        session.execute(update(LoginSession).where(LoginSession.token_sha256 == digest)
+                        .values({column: past}))
+        session.commit()
+    assert api.client.get("/api/v1/auth/me").status_code == 401
