@@ -77,6 +77,7 @@ class ExportOutcome:
     refused: list[Refusal]
     checkpoint: str
     path: Path
+    key_kinds: list[str]
 
 
 def export_dir(settings: Settings) -> Path:
@@ -225,5 +226,6 @@ def create_export(sessions: sessionmaker[Session], settings: Settings, *, actor:
         session.refresh(row)
         _ = list(row.items)
         session.expunge(row)
-    return ExportOutcome(export=row, refused=selection.refused, checkpoint=note, path=target)
+    return ExportOutcome(export=row, refused=selection.refused, checkpoint=note, path=target,
+                         key_kinds=sorted({spec.key_kind for spec in specs}))
 

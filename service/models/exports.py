@@ -35,6 +35,9 @@ class Export(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     body_id: Mapped[str] = mapped_column(ForeignKey("receiving_bodies.id"), index=True)
+    # The kind of the first statement's copy. A body that moved from classical
+    # to post-quantum keys can receive both kinds in one export; the manifest
+    # and the API answer list the kind of each statement.
     key_kind: Mapped[KeyKind] = mapped_column(
         Enum(KeyKind, native_enum=False, length=32, validate_strings=True, name="key_kind"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

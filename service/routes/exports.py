@@ -51,7 +51,7 @@ def create(body: ExportRequest, _json: JsonBody, principal: OfficerPrincipal,
     if export.bundle_sha256 is None or export.bundle_size is None:
         raise NotFoundError("the bundle was not written")
     return ExportResult(
-        export_id=export.id, body_id=export.body_id, key_kinds=[export.key_kind.value],
+        export_id=export.id, body_id=export.body_id, key_kinds=outcome.key_kinds,
         created_at=export.created_at, created_by=export.created_by,
         statement_ids=[item.statement_id for item in export.items],
         refused=[ExportRefusal(statement_id=r.statement_id, code=r.code.value, reason=r.reason)
