@@ -157,3 +157,16 @@ def test_typed_bytes_equal_to_the_text_are_not_duplicated(bundle: BundleFixture,
                                                           tmp_path: Path) -> None:
     _open(bundle, tmp_path / "out")
     assert not list((tmp_path / "out").rglob("statement.typed.txt"))
+
+
+def test_custody_html_escapes_what_the_bundle_says(bundle: BundleFixture, tmp_path: Path) -> None:
+    members = read_members(bundle.path)
+    members["<script>alert(1)</script>"] = b"x"
+    bad = write_members(tmp_path / "bad.zip", members)
+    archive, verification = verify_path(bad, bundle.node_key.public_key,
+                                        parse_vkey(bundle.log_vkey), tool_version="t")
+    assert archive is None  # refused as unsafe before anything was read
+    doc = custody.build_report(bad, verification, OpenResult(out_dir=tmp_path), forced=True,
+                               tool_version="t", log_key_name=bundle.log_vkey)
+    page = custody.render_html(doc)
+    assert "<script>" not in page and "&lt;script&gt;" in page
