@@ -33,10 +33,17 @@ manifest.json is there for convenience only; never verify with it.
 The statements and attachments (*.age) are encrypted with age to the keys
 of {body_name}. Nobody at the sending organisation can read them.
 
-A. WITH STANDARD TOOLS ONLY (unzip, minisign, sha256sum, age)
+A. WITH STANDARD TOOLS ONLY (unzip/zipinfo, minisign, sha256sum, age)
 ------------------------------------------------------------------------------
 
-1. Extract the bundle into a new, empty directory:
+1. Before extracting, check that the zip holds only plain files with safe
+   names (a tampered zip could hold links or paths out of the directory).
+   Each of these two commands must print nothing:
+
+     zipinfo -s {file_name} | sed '1,2d;$d' | grep -v '^-'
+     zipinfo -1 {file_name} | grep -E '^/|(^|/)[.][.](/|$)'
+
+   Then extract the bundle into a new, empty directory:
 
      mkdir bundle && cd bundle && unzip -q ../{file_name}
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import stat
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -49,7 +51,9 @@ def test_the_script_runs_the_commands_readme_gives(tmp_path: Path) -> None:
     fx = make_bundle(tmp_path, statements=1, attachments=0)
     readme = read_members(fx.path)[fmt.README].decode()
     flat = re.sub(r"\\\n\s*", "", readme)
-    for command in ("minisign -V -p /path/to/node.pub -m SHA256SUMS",
+    for command in ("sed '1,2d;$d' | grep -v '^-'",
+                    "grep -E '^/|(^|/)[.][.](/|$)'",
+                    "minisign -V -p /path/to/node.pub -m SHA256SUMS",
                     "minisign -V -p /path/to/node.pub -m manifest.json",
                     "sha256sum --strict -c SHA256SUMS",
                     "find . -type f ! -name SHA256SUMS ! -name SHA256SUMS.minisig "
@@ -63,7 +67,7 @@ def test_the_script_runs_the_commands_readme_gives(tmp_path: Path) -> None:
         assert script_form.split(" -o ")[0] in script, script_form
 
 
-@pytest.mark.parametrize("tamper", ["sealed", "added", "manifest"])
+@pytest.mark.parametrize("tamper", ["sealed", "added", "manifest", "symlink", "dotdot"])
 def test_standard_tools_catch_tampering(tmp_path: Path, tamper: str) -> None:
     fx = make_bundle(tmp_path, statements=1, attachments=1)
     members = read_members(fx.path)
@@ -72,6 +76,21 @@ def test_standard_tools_catch_tampering(tmp_path: Path, tamper: str) -> None:
         members[name] = members[name][:-1] + bytes([members[name][-1] ^ 1])
     elif tamper == "added":
         members["statements/planted.age"] = b"x"
+    elif tamper in {"symlink", "dotdot"}:
+        bad = tmp_path / "bad.zip"
+        write_members(bad, members)
+        with zipfile.ZipFile(bad, "a") as zf:
+            if tamper == "symlink":
+                link = zipfile.ZipInfo("statements/link")
+                link.create_system = 3
+                link.external_attr = (stat.S_IFLNK | 0o777) << 16
+                zf.writestr(link, str(tmp_path))
+            else:
+                zf.writestr("../../escaped.txt", b"x")
+        done = _run(bad, fx, _expected(fx, tmp_path / "expected"))
+        assert done.returncode != 0
+        assert not (tmp_path / "escaped.txt").exists()
+        return
     else:
         members[fmt.MANIFEST] = members[fmt.MANIFEST].replace(b"UN Myanmar", b"UN Myanmaz")
     bad = write_members(tmp_path / "bad.zip", members)

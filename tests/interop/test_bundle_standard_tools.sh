@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Verify and open an export bundle with standard tools only, exactly as the
 # bundle's README.txt tells an investigator (section A). Nothing from
-# evidence-intake runs here: unzip, minisign, sha256sum, find, sed, sort,
+# evidence-intake runs here: zipinfo, unzip, minisign, sha256sum, find, sed, sort,
 # cut, diff and age.
 #
 # usage: test_bundle_standard_tools.sh BUNDLE NODE_PUB IDENTITY EXPECTED_DIR
@@ -18,7 +18,13 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 
-# 1. Extract the bundle into a new, empty directory.
+# 1. Only plain files with safe names (each check must print nothing), then extract.
+if zipinfo -s "$bundle" | sed '1,2d;$d' | grep -v '^-'; then
+    echo "not a plain file" >&2; exit 1
+fi
+if zipinfo -1 "$bundle" | grep -E '^/|(^|/)[.][.](/|$)'; then
+    echo "unsafe path" >&2; exit 1
+fi
 mkdir bundle && cd bundle && unzip -q "$bundle"
 
 # 2. Both signatures, with the pinned node key.
