@@ -79,22 +79,25 @@ class SealPlan:
 def consented_bodies(consent: Consent) -> list[str]:
     """The body ids answered ``yes``, after checking the consent allows a seal at all."""
     if consent.storage.answer != "yes":
-        raise NoConsentError("the witness did not consent to storage", field="consent.storage")
+        raise NoConsentError("the witness did not consent to storage",
+                             field="record.sealed.consent.storage")
     if consent.risks_explained.answer != "yes":
         raise NoConsentError("the risks were not explained to the witness",
-                             field="consent.risks_explained")
+                             field="record.sealed.consent.risks_explained")
     if consent.withdrawal_explained.answer != "yes":
         raise NoConsentError("withdrawal and its limits were not explained to the witness",
-                             field="consent.withdrawal_explained")
+                             field="record.sealed.consent.withdrawal_explained")
     seen: set[str] = set()
     for index, item in enumerate(consent.sharing):
         if item.body_id in seen:
-            raise InvalidStatementError(f"receiving body {item.body_id} is answered twice",
-                                        field=f"consent.sharing.{index}.body_id")
+            raise InvalidStatementError(
+                f"receiving body {item.body_id} is answered twice",
+                field=f"record.sealed.consent.sharing.{index}.body_id")
         seen.add(item.body_id)
     bodies = [item.body_id for item in consent.sharing if item.answer == "yes"]
     if not bodies:
-        raise NoConsentError("the witness consented to no receiving body", field="consent.sharing")
+        raise NoConsentError("the witness consented to no receiving body",
+                             field="record.sealed.consent.sharing")
     return bodies
 
 
@@ -105,7 +108,7 @@ def plan_seal(bodies: Sequence[str], active: Mapping[str, Sequence[RecipientRow]
         raise NoActiveKeyError(
             "no active key for receiving body " + ", ".join(sorted(without_keys))
             + "; ask an administrator to register one, or record consent for other bodies",
-            field="consent.sharing",
+            field="record.sealed.consent.sharing",
         )
     kinds: dict[str, KeyKind] = {}
     members: dict[KeyKind, list[str]] = {}

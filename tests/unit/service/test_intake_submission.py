@@ -218,3 +218,31 @@ def test_a_mixed_body_uses_only_its_post_quantum_keys(keys: Keys) -> None:
     assert dict(plan.bodies) == {"un": KeyKind.mlkem768x25519}
     (group,) = plan.groups
     assert all(isinstance(k, PlannedKey) and k.kind is KeyKind.mlkem768x25519 for k in group.keys)
+
+
+def test_a_body_answered_twice_is_refused_not_guessed(tmp_path: Path, keys: Keys) -> None:
+    rec = record(["un"], ["un"])
+    with pytest.raises(InvalidStatementError) as caught:
+        _run(tmp_path, keys, _parts(rec, b"t"))
+    assert caught.value.field == "record.sealed.consent.sharing.1.body_id"
+
+
+@pytest.mark.parametrize("purpose", ["risks_explained", "withdrawal_explained"])
+def test_consent_without_the_explanations_is_no_consent(tmp_path: Path, keys: Keys,
+                                                        purpose: str) -> None:
+    rec = with_change(record(["un"]), f"sealed.consent.{purpose}.answer", "no")
+    with pytest.raises(NoConsentError) as caught:
+        _run(tmp_path, keys, _parts(rec, b"t"))
+    assert caught.value.field == f"record.sealed.consent.{purpose}"
+
+
+def test_bodies_of_one_kind_share_one_copy_sealed_to_the_union_of_their_keys(
+        keys: Keys) -> None:
+    other = X25519Identity.generate()
+    rows = {"un": keys.rows["un"], "hrc": [_Row("hrc", other, KeyKind.x25519)],
+            "both": [_Row("both", keys.un, KeyKind.x25519)]}
+    plan = plan_seal(["un", "hrc", "both"], rows)
+    (group,) = plan.groups
+    assert group.bodies == ("both", "hrc", "un")
+    # The key registered for two bodies wraps the file key once.
+    assert group.recipient_strings() == sorted({str(keys.un.recipient), str(other.recipient)})
