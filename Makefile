@@ -6,7 +6,7 @@ NODE_STAMP := tests/interop/node_modules/.installed
 INTAKE_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export INTAKE_TEST_POSTGRES_URL
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench clean migration openapi
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -41,6 +41,14 @@ test: $(STAMP) $(NODE_STAMP) lint typecheck
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+
+# Regenerate the initial Alembic migration from the models (see
+# service/migrations/regenerate.md) and the OpenAPI document in docs/.
+migration: $(STAMP)
+	$(PY) -m evidence_intake.service.migrations.runner
+
+openapi: $(STAMP)
+	$(VENV)/bin/intake openapi -o docs/openapi.json
 
 clean:
 	rm -rf .typecheck .pytest_cache .mypy_cache .ruff_cache
