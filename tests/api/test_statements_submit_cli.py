@@ -94,3 +94,31 @@ def test_refusals_are_one_line_errors(served: tuple[Server, dict[str, str], str,
         assert len(lines) == 1 and lines[0].startswith("intake: error: ")
         assert words in lines[0]
         assert result.stdout == ""
+
+
+def test_blobs_gc_removes_orphans_and_keeps_committed_blobs(
+        served: tuple[Server, dict[str, str], str, str], tmp_path: Path) -> None:
+    server, env, _, body_id = served
+    statement = tmp_path / "statement.txt"
+    statement.write_text("kept", encoding="utf-8")
+    done = _submit(served, tmp_path, "--meta", str(_meta(tmp_path, body_id)), "--json",
+                   str(statement))
+    kept = json.loads(done.stdout)["copies"][0]["statement"]["sha256"]
+    blobs = server.data / "blobs"
+    orphan = blobs / ("ab" * 32)
+    orphan.write_bytes(b"published, never committed")
+    dead_temp = blobs / ".tmp-0123456789abcdef01234567-0011223344556677"
+    dead_temp.write_bytes(b"an upload whose process died")
+    old = 1_000_000_000
+    for path in (orphan, dead_temp, blobs / kept):
+        os.utime(path, (old, old))
+
+    result = subprocess.run([str(BIN), "blobs-gc", "--data-dir", str(server.data),
+                             "--grace-seconds", "3600"],
+                            env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    assert result.returncode == 0, result.stderr
+    assert "removed 1 temporary file(s) of dead uploads and 1 unreferenced blob(s)" in (
+        result.stdout)
+    assert not orphan.exists() and not dead_temp.exists()
+    assert (blobs / kept).exists()
