@@ -26,6 +26,10 @@ AUDITOR = frozenset({"auditor"})
 # (method, path) -> "public" or the set of roles admitted.
 EXPECTED: dict[tuple[str, str], str | frozenset[str]] = {
     ("GET", "/"): PUBLIC,
+    # The counsellors' page and its two assets: a static shell with no data in
+    # it; everything it shows comes from the API routes below, under their rules.
+    ("GET", "/counsellor"): PUBLIC,
+    ("GET", "/static/{asset}"): PUBLIC,
     ("GET", "/api/v1/health"): PUBLIC,
     ("POST", "/api/v1/auth/login"): PUBLIC,
     ("POST", "/api/v1/auth/logout"): ANY,
