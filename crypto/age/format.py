@@ -159,6 +159,10 @@ def parse_unverified(src: BinaryIO | LineSource) -> Header:
             mac = b64_decode(parts[1])
             if len(mac) != MAC_SIZE:
                 raise HeaderError("header MAC has the wrong length")
+            # The grammar requires one or more stanzas ("1*stanza"); without
+            # one the file is malformed, not merely addressed to someone else.
+            if not stanzas:
+                raise HeaderError("header has no recipient stanza")
             raw += MAC_PREFIX
             return Header(tuple(stanzas), mac, bytes(raw))
         if not line.startswith(STANZA_PREFIX):

@@ -111,6 +111,7 @@ stanzas = st.lists(
         args=st.lists(vchar, max_size=4).map(tuple),
         body=st.binary(max_size=200),
     ),
+    min_size=1,  # the grammar's "1*stanza": a header without one is malformed
     max_size=5,
 )
 

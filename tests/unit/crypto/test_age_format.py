@@ -94,3 +94,11 @@ def test_header_just_under_the_limits_still_parses() -> None:
     assert max(len(age_format.encode_stanza(s)) for s in stanzas) < age_format.MAX_STANZA_SIZE
     header = age_format.parse_unverified(io.BytesIO(encoded))  # type: ignore[arg-type]
     assert header.stanzas == tuple(stanzas)
+
+
+def test_header_without_stanzas_is_malformed_not_a_key_mismatch() -> None:
+    # Failure-kind confusion: "1*stanza" in the grammar; a header with none must be
+    # reported as malformed (as rage does), never as "no identity matched".
+    src = io.BytesIO(age_format.INTRO + _mac_line() + bytes(32))
+    with pytest.raises(HeaderError, match="no recipient stanza"):
+        age_format.parse_unverified(src)  # type: ignore[arg-type]
