@@ -43,7 +43,7 @@ from ..audit.errors import (
 )
 from ..audit.note import NoteVerifier, parse_vkey
 from ..audit.state import load_state, save_state
-from ..audit.verify import VerifyResult, verify_log
+from ..audit.verify import VerifyResult, default_workers, verify_log
 from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError, atomic_output
 
 EXIT_MALFORMED = 3
@@ -144,6 +144,9 @@ def register(subparsers: Any) -> None:
                         help="witness state: the last verified checkpoint; created if "
                         "missing, advanced on success")
     verify.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+    verify.add_argument("--jobs", type=int, metavar="N",
+                        help="worker processes for checking entries (default: one per CPU "
+                        "for logs over 64 MB)")
     verify.set_defaults(func=run_verify)
 
     export = commands.add_parser(
@@ -217,7 +220,8 @@ def _verify(args: argparse.Namespace, verifier: NoteVerifier
     if not log_path.is_file():
         raise CommandError(f"cannot read {log_path}: no such file", EXIT_USAGE)
     try:
-        result = verify_log(log_path, verifier, trusted=trusted)
+        jobs = args.jobs if args.jobs is not None else default_workers(log_path)
+        result = verify_log(log_path, verifier, trusted=trusted, workers=max(1, jobs))
     except OSError as err:
         raise CommandError(f"cannot read {log_path}: {err.strerror}", EXIT_USAGE) from err
     if state_path is not None:

@@ -238,3 +238,34 @@ def test_entries_with_non_ascii_text_take_the_exact_path(
     fill(log, 2, start=1)
     log.sign(signer)
     assert verify_log(write(tmp_path / "log.jsonl", log.lines), verifier).size == 3
+
+
+@pytest.mark.parametrize("tamper", ["none", "modified", "deleted", "no-final-newline"])
+def test_worker_processes_reach_the_same_verdicts(
+        tmp_path: Path, signer: NoteSigner, verifier: NoteVerifier, tamper: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parallel path stitches chunks: breaks inside and across chunks are found."""
+    import evidence_intake.audit.verify as verify_module
+
+    # Chunking happens in this process; the workers only receive chunks.
+    monkeypatch.setattr(verify_module, "CHUNK", 7)
+    log = MemoryLog(ORIGIN)
+    fill(log, 40)
+    log.sign(signer)
+    lines = list(log.lines)
+    expected: type[Exception] | None = None
+    if tamper == "modified":
+        lines[13] = edit_entry(lines[13], actor="acct_x")
+        expected = ModifiedEntryError
+    elif tamper == "deleted":
+        del lines[14]  # the first entry of the third chunk
+        expected = DeletedEntryError
+    elif tamper == "no-final-newline":
+        lines[-1] = lines[-1][:-1]
+        expected = LogFormatError
+    path = write(tmp_path / "log.jsonl", lines)
+    if expected is None:
+        assert verify_log(path, verifier, workers=2).size == 40
+    else:
+        with pytest.raises(expected):
+            verify_log(path, verifier, workers=2)
