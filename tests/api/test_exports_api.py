@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import pytest
 from evidence_intake.audit.note import parse_vkey
 from evidence_intake.crypto.minisign import SigningKey
 from evidence_intake.service import auditlog
-from intake_api_support import Api
+from intake_api_support import Api, make_api
 from intake_samples import record
 from statements_support import Bodies, make_bodies, submit
 
@@ -28,13 +29,28 @@ from evidence_intake.bundle.verify import verify_path
 
 
 @pytest.fixture
-def bodies(api: Api) -> Bodies:
+def sqlite_api(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Api]:
+    """The app on SQLite only: for tests that reach it from another process."""
+    yield from make_api(tmp_path, "sqlite", request)
+
+
+def _with_keys(api: Api) -> Bodies:
     data_dir = api.settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     if not api.settings.node_key_path.exists():
         api.settings.node_key_path.write_text(SigningKey.generate().to_file_text(None))
         auditlog.create_log_key(api.settings.log_key_path, api.settings.log_origin)
     return make_bodies(api)
+
+
+@pytest.fixture
+def sqlite_bodies(sqlite_api: Api) -> Bodies:
+    return _with_keys(sqlite_api)
+
+
+@pytest.fixture
+def bodies(api: Api) -> Bodies:
+    return _with_keys(api)
 
 
 def _pinned(api: Api) -> tuple[Any, Any]:
@@ -211,14 +227,13 @@ def test_a_blob_changed_in_the_store_fails_the_export_and_is_logged(api: Api, bo
     assert retried.json()["statement_ids"] == [sid]
 
 
-def test_intake_export_on_the_local_database(api: Api, bodies: Bodies, tmp_path: Path,
-                                             backend: str) -> None:
+def test_intake_export_on_the_local_database(sqlite_api: Api, sqlite_bodies: Bodies,
+                                             tmp_path: Path) -> None:
     """`intake export --as USER` as an operator runs it on the node, then `bundle verify`."""
     import subprocess
     import sys
 
-    if backend != "sqlite":
-        pytest.skip("the subprocess reaches the SQLite file of the data directory")
+    api, bodies = sqlite_api, sqlite_bodies
     sid = submit(api, record([bodies.un]), b"local", (b"file",)).json()["statement_id"]
     _, officer = api.create_account("export_officer")
     _, counsellor = api.create_account("counsellor")
@@ -254,8 +269,8 @@ def test_intake_export_on_the_local_database(api: Api, bodies: Bodies, tmp_path:
     assert not (tmp_path / "again.zip").exists()
 
 
-def test_intake_export_through_the_api(api: Api, bodies: Bodies, tmp_path: Path,
-                                       backend: str) -> None:
+def test_intake_export_through_the_api(sqlite_api: Api, sqlite_bodies: Bodies,
+                                       tmp_path: Path) -> None:
     """`intake export --server URL --token T`: POST, download, digest check, as a subprocess."""
     import socket
     import subprocess
@@ -266,8 +281,7 @@ def test_intake_export_through_the_api(api: Api, bodies: Bodies, tmp_path: Path,
     import uvicorn
     from evidence_intake.service.app import create_app
 
-    if backend != "sqlite":
-        pytest.skip("one backend is enough for the HTTP client path")
+    api, bodies = sqlite_api, sqlite_bodies
     sid = submit(api, record([bodies.un]), b"remote", (b"file",)).json()["statement_id"]
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
