@@ -255,6 +255,7 @@ def decrypt(
 
     Armor is detected unless ``armored`` says. On :class:`PayloadError` or
     :class:`ArmorError`, what was already written to ``dst`` is untrusted.
+    ``dst.write`` gets a view of a reused buffer and must copy it, not keep it.
     """
     stream = _open(src, identities, armored)
     while (chunk := stream.next_chunk()) is not None:

@@ -46,7 +46,11 @@ Progress = Callable[[int], None]
 
 
 class Writable(Protocol):
-    """Where sealed bytes go: a binary file, or the armor encoder."""
+    """Where sealed bytes go: a binary file, or the armor encoder.
+
+    ``write`` gets a view of a buffer that is reused for the next chunk: it
+    must consume or copy the bytes before it returns, never keep the view.
+    """
 
     def write(self, data: bytes | memoryview, /) -> object: ...
 
