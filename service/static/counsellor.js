@@ -483,6 +483,7 @@ function submit(event) {
     if (xhr.status === 201) {
       const receipt = JSON.parse(xhr.responseText);
       clearStatementForm();
+      showSection("statement-section", false);
       showReceipt(receipt);
       say(`Sealed: statement ${receipt.statement_id}.`);
       loadList().catch(showProblem);
@@ -568,7 +569,7 @@ function showReceipt(receipt) {
   const copies = $("r-copies");
   copies.replaceChildren();
   for (const copy of receipt.copies) {
-    const bodies = copy.bodies.map(bodyName).join(", ");
+    const bodies = copy.bodies.map((id) => bodyName(id)).join(", ");
     const list = el("dl", { class: "receipt" },
       el("dt", { text: "Key kind" }), el("dd", { text: copy.key_kind }),
       el("dt", { text: "Bodies" }), el("dd", { text: bodies }),
@@ -584,9 +585,10 @@ function showReceipt(receipt) {
   $("receipt-section").focus();
 }
 
-function bodyName(id) {
+function bodyName(id, withId = true) {
   const body = state.bodies.find((b) => b.id === id);
-  return body ? `${body.name} (${id})` : id;
+  if (!body) return id;
+  return withId ? `${body.name} (${id})` : body.name;
 }
 
 function saveJson(document_, filename) {
@@ -621,10 +623,10 @@ async function loadList() {
     });
     const status = row.status + (row.withdrawn_at ? ` (${row.withdrawn_at.slice(0, 10)})` : "");
     tbody.append(el("tr", {},
-      el("td", { text: r.created_at.slice(0, 19).replace("T", " ") }),
+      el("td", { class: "nowrap", text: r.created_at.slice(0, 16).replace("T", " ") }),
       el("td", { class: "mono", text: r.record_id }),
       el("td", { text: status }),
-      el("td", { text: r.bodies.map((b) => `${bodyName(b.body_id)} · ${b.key_kind}`).join("; ") }),
+      el("td", { text: r.bodies.map((b) => `${bodyName(b.body_id, false)} (${b.key_kind})`).join("; ") }),
       el("td", { text: `${r.language}-${r.script}` }),
       el("td", { text: `${r.text_encoding}, ${formatBytes(r.sizes.text_bytes)}` }),
       el("td", { text: r.priority + (r.restricted ? ", restricted" : "") }),
@@ -650,6 +652,7 @@ function start() {
   });
   $("new-statement").addEventListener("click", () => {
     clearReceipt();
+    showSection("statement-section", true);
     $("witness-name").focus();
   });
   $("save-receipt").addEventListener("click", () => {

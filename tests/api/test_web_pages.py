@@ -171,7 +171,8 @@ def test_script_never_touches_web_storage_nor_builds_html(api: Api) -> None:
 
 def test_burmese_font_stack_names_myanmar_fonts(api: Api) -> None:
     style = api.client.get("/static/counsellor.css").text
-    assert re.search(r'--myanmar:\s*"Padauk", "Noto Sans Myanmar"', style)
+    assert re.search(r'--myanmar: "Intake Myanmar", "Padauk", "Noto Sans Myanmar"', style)
+    assert re.search(r'src: local\("Padauk"\).*unicode-range: U\+1000-109F', style, re.DOTALL)
     assert ":lang(my)" in style
 
 
