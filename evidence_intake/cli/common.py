@@ -47,10 +47,14 @@ def atomic_output(path: str | None, *, mode: int = 0o644, force: bool = True) ->
     """Yield a binary stream that becomes ``path`` only if the block succeeds.
 
     With ``path`` None or ``-`` the stream is stdout. Otherwise data goes to a
-    temporary file in the same directory, which is fsynced and renamed over
-    ``path`` on success and deleted on any exception, so a failed decryption
-    never leaves partial (untrusted) plaintext behind. Without ``force`` an
-    existing ``path`` is refused.
+    temporary file in the same directory, which is fsynced and moved to
+    ``path`` on success (then the directory is fsynced) and deleted on any
+    exception, so a failed decryption never leaves partial (untrusted)
+    plaintext behind. Without ``force`` an existing ``path`` is refused, and
+    the final move is a hard link, which fails if ``path`` appeared meanwhile:
+    a file created by someone else between the check and the move is never
+    overwritten. (A SIGKILL cannot be caught: the hidden ``.NAME.*.tmp`` file,
+    mode 0600 until the move, may then remain.)
     """
     if path is None or path == "-":
         yield sys.stdout.buffer
@@ -62,16 +66,38 @@ def atomic_output(path: str | None, *, mode: int = 0o644, force: bool = True) ->
     directory = target.parent if str(target.parent) else Path(".")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
-        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as tmp:
             yield tmp
             tmp.flush()
+            os.fchmod(tmp.fileno(), mode)
             os.fsync(tmp.fileno())
-        os.replace(tmp_name, target)
+        if force:
+            os.replace(tmp_name, target)
+        else:
+            try:
+                os.link(tmp_name, target)
+            except FileExistsError as err:
+                raise CommandError(
+                    f"{path} appeared while writing; use --force to overwrite it", EXIT_USAGE
+                ) from err
+            os.unlink(tmp_name)
+        _fsync_directory(directory)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename durable; some file systems refuse to open directories."""
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -75,6 +76,10 @@ def _modules_for(argv: Sequence[str]) -> Sequence[str]:
     return _COMMAND_MODULES
 
 
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_modules_for(arguments))
@@ -82,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    # SIGTERM unwinds like Ctrl-C, so atomic outputs delete their partial files.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         code: int = args.func(args)
     except CommandError as err:
