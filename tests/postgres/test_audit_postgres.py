@@ -78,6 +78,7 @@ def _writer(url: str, writer: int, count: int) -> None:
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_concurrent_writers_make_one_gap_free_verifiable_chain(
         engine: Engine, database_url: str, signer: NoteSigner, tmp_path: Path) -> None:
     context = multiprocessing.get_context("spawn")
