@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -243,9 +244,14 @@ def test_counsellor_submits_a_statement_in_the_browser(node: Node, browser: Cdp,
     cdp.send("Runtime.enable")
     cdp.send("Browser.setDownloadBehavior", behavior="allow", downloadPath=str(downloads))
     # Record every Content-Security-Policy violation the page causes.
+    # And every text the upload progress shows (the form clears it afterwards).
     cdp.send("Page.addScriptToEvaluateOnNewDocument", source=(
         "window.__csp = []; document.addEventListener('securitypolicyviolation',"
-        " e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"))
+        " e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"
+        "window.__progress = []; document.addEventListener('DOMContentLoaded', () => {"
+        " const node = document.getElementById('progress-text');"
+        " new MutationObserver(() => window.__progress.push(node.textContent))"
+        ".observe(node, {childList: true, characterData: true, subtree: true}); });"))
     cdp.send("Page.navigate", url=f"{node.url}/counsellor")
     cdp.wait_for(visible("#login-section"))
 
@@ -257,7 +263,16 @@ def test_counsellor_submits_a_statement_in_the_browser(node: Node, browser: Cdp,
     assert cdp.evaluate("document.getElementById('who').textContent") == "thida (counsellor)"
     assert cdp.wait_for("document.querySelectorAll('#bodies .body-card').length") == 2
 
-    # 2. Consent, one answer per purpose; a radio answered with the keyboard.
+    # 2. Submitting an empty form sends nothing and names what is missing.
+    click(cdp, "#submit")
+    cdp.wait_for(visible("#problem"))
+    problem = cdp.evaluate("document.getElementById('problem').textContent")
+    assert "The statement is not complete" in problem
+    for missing in ("Name", "storage", "receiving bodies", "Statement, as the witness gave it"):
+        assert missing in problem, missing
+    assert cdp.evaluate("document.activeElement.id") == "problem"
+
+    # 3. Consent, one answer per purpose; a radio answered with the keyboard.
     cdp.evaluate("document.getElementById('consent-storage-yes').focus()")
     press(cdp, " ", "Space", 32, " ")
     assert cdp.evaluate("document.getElementById('consent-storage-yes').checked")
@@ -272,7 +287,7 @@ def test_counsellor_submits_a_statement_in_the_browser(node: Node, browser: Cdp,
     click(cdp, f"#onward-{node.icc_id}-no")
     type_into(cdp, "#consent-taken-by", "Counsellor Thida\nCounsellor Aye")
 
-    # 3. The sealed record.
+    # 4. The sealed record.
     type_into(cdp, "#witness-name", WITNESS)
     type_into(cdp, "#witness-dob", "1994-03")
     type_into(cdp, "#service-unit", "Light Infantry Battalion 000")
@@ -295,7 +310,7 @@ def test_counsellor_submits_a_statement_in_the_browser(node: Node, browser: Cdp,
     assert cdp.evaluate("document.getElementById('statement-text').lang") == "my"
     screenshot(cdp, tmp_path / "counsellor-filled.png")
 
-    # 4. Submit; the receipt replaces the form, which is cleared.
+    # 5. Submit; the receipt replaces the form, which is cleared.
     assert not cdp.evaluate(visible("#receipt-section"))
     click(cdp, "#submit")
     cdp.wait_for(visible("#receipt-section"), timeout=60)
@@ -307,6 +322,9 @@ def test_counsellor_submits_a_statement_in_the_browser(node: Node, browser: Cdp,
     assert cdp.evaluate("localStorage.length + sessionStorage.length") == 0
     assert cdp.evaluate("document.getElementById('status').textContent") == \
         f"Sealed: statement {statement_id}."
+    progress = cdp.evaluate("window.__progress")
+    assert any(re.fullmatch(r"\d{1,3} % of \d+\.\d KiB", text) for text in progress), progress
+    assert "sent; sealing…" in progress
     cdp.wait_for(f"document.getElementById('list-body').textContent.includes({_js(statement_id)})")
     screenshot(cdp, tmp_path / "counsellor-receipt.png")
 
@@ -317,7 +335,7 @@ def test_counsellor_submits_a_statement_in_the_browser(node: Node, browser: Cdp,
         time.sleep(0.1)
     page_receipt = json.loads(saved.read_text(encoding="utf-8"))
 
-    # 5. A new statement starts from an empty form; signing out ends the session.
+    # 6. A new statement starts from an empty form; signing out ends the session.
     click(cdp, "#new-statement")
     cdp.wait_for(visible("#statement-section"))
     assert not cdp.evaluate(visible("#receipt-section"))
@@ -331,7 +349,7 @@ def test_counsellor_submits_a_statement_in_the_browser(node: Node, browser: Cdp,
     exceptions = [e for e in cdp.events if e["method"] == "Runtime.exceptionThrown"]
     assert exceptions == []
 
-    # 6. On the server: the receipt, and the sealed record opened by the body's key.
+    # 7. On the server: the receipt, and the sealed record opened by the body's key.
     headers = {"Authorization": f"Bearer {node.token}"}
     api = node.url.replace("localhost", "127.0.0.1")
     receipt = httpx.get(f"{api}/api/v1/statements/{statement_id}/receipt", headers=headers,
