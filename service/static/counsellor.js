@@ -205,7 +205,7 @@ function timeLabel(iso) {
   return `answered ${iso.slice(0, 16).replace("T", " ")} UTC`;
 }
 
-function radioGroup(name, labelledBy, onAnswer, values = ["yes", "no"]) {
+function radioGroup(name, onAnswer, values = ["yes", "no"]) {
   const group = el("span", { class: "radios" });
   for (const value of values) {
     const id = `${name}-${value}`;
@@ -221,7 +221,7 @@ function buildPurposeQuestions() {
     const purpose = block.dataset.purpose;
     const answers = block.querySelector(".answers");
     const stamp = el("span", { class: "stamp", id: `stamp-${purpose}` });
-    answers.append(" ", radioGroup(`consent-${purpose}`, "", () => {
+    answers.append(" ", radioGroup(`consent-${purpose}`, () => {
       const at = nowIso();
       state.answeredAt.set(purpose, at);
       stamp.textContent = timeLabel(at);
@@ -235,8 +235,10 @@ async function loadBodies() {
   renderBodies();
 }
 
+// Rendering again (after signing in again) keeps the answers already given.
 function renderBodies() {
   const box = $("bodies");
+  const kept = [...box.querySelectorAll("input:checked")].map((input) => input.id);
   box.replaceChildren();
   if (!state.bodies.length) {
     box.append(el("p", { class: "problem", text: "No receiving body is set up: ask an administrator." }));
@@ -257,16 +259,21 @@ function renderBodies() {
       el("p", { class: "help", text: `${body.description ? `${body.description} · ` : ""}keys: ${kinds}` }));
     const share = el("p", { class: "answers", role: "radiogroup", "aria-labelledby": titleId },
       `May the statement be sent to ${body.name}? `);
-    share.append(radioGroup(`share-${body.id}`, titleId, touch));
+    share.append(radioGroup(`share-${body.id}`, touch));
     const onward = el("p", { class: "answers", role: "radiogroup", "aria-label": `${body.name}: onward to courts` },
       "May this body pass it on to a court? ");
-    onward.append(radioGroup(`onward-${body.id}`, titleId, touch));
+    onward.append(radioGroup(`onward-${body.id}`, touch));
+    if (state.answeredAt.has(key)) stamp.textContent = timeLabel(state.answeredAt.get(key));
     card.append(share, onward, stamp);
     if (!body.active_recipients) {
       card.querySelector(`#share-${CSS.escape(body.id)}-yes`).disabled = true;
       card.append(el("p", { class: "help", text: "This body has no active key yet, so it cannot receive statements." }));
     }
     box.append(card);
+  }
+  for (const id of kept) {
+    const input = document.getElementById(id);
+    if (input && !input.disabled) input.checked = true;
   }
 }
 

@@ -310,7 +310,23 @@ def test_counsellor_submits_a_statement_in_the_browser(node: Node, browser: Cdp,
     assert cdp.evaluate("document.getElementById('statement-text').lang") == "my"
     screenshot(cdp, tmp_path / "counsellor-filled.png")
 
-    # 5. Submit; the receipt replaces the form, which is cleared.
+    # 5. The session ends behind the page's back (idle limit, say): the submission
+    # is refused, the page asks to sign in again and keeps every entry.
+    assert cdp.evaluate(
+        "fetch('/api/v1/auth/logout', {method: 'POST', headers: {'X-CSRF-Token':"
+        " document.cookie.match(/intake_csrf=([^;]+)/)[1]}}).then(r => r.status)") == 204
+    click(cdp, "#submit")
+    cdp.wait_for(visible("#login-section"))
+    assert not cdp.evaluate(visible("#statement-section"))
+    type_into(cdp, "#login-username", "thida")
+    type_into(cdp, "#login-password", PASSWORD)
+    press(cdp, "Enter", "Enter", 13, "\r")
+    cdp.wait_for(visible("#statement-section"))
+    assert cdp.evaluate("document.getElementById('witness-name').value") == WITNESS
+    assert cdp.evaluate(f"document.getElementById('share-{node.un_id}-yes').checked")
+    assert cdp.evaluate("document.getElementById('attachments').files.length") == 1
+
+    # 6. Submit; the receipt replaces the form, which is cleared.
     assert not cdp.evaluate(visible("#receipt-section"))
     click(cdp, "#submit")
     cdp.wait_for(visible("#receipt-section"), timeout=60)
@@ -335,7 +351,7 @@ def test_counsellor_submits_a_statement_in_the_browser(node: Node, browser: Cdp,
         time.sleep(0.1)
     page_receipt = json.loads(saved.read_text(encoding="utf-8"))
 
-    # 6. A new statement starts from an empty form; signing out ends the session.
+    # 7. A new statement starts from an empty form; signing out ends the session.
     click(cdp, "#new-statement")
     cdp.wait_for(visible("#statement-section"))
     assert not cdp.evaluate(visible("#receipt-section"))
@@ -349,7 +365,7 @@ def test_counsellor_submits_a_statement_in_the_browser(node: Node, browser: Cdp,
     exceptions = [e for e in cdp.events if e["method"] == "Runtime.exceptionThrown"]
     assert exceptions == []
 
-    # 7. On the server: the receipt, and the sealed record opened by the body's key.
+    # 8. On the server: the receipt, and the sealed record opened by the body's key.
     headers = {"Authorization": f"Bearer {node.token}"}
     api = node.url.replace("localhost", "127.0.0.1")
     receipt = httpx.get(f"{api}/api/v1/statements/{statement_id}/receipt", headers=headers,
