@@ -23,6 +23,7 @@ const state = {
   csrf: "",
   account: null,
   formOwner: null,
+  checking: false, // the problem box lists what the page found missing
   bodies: [],
   answeredAt: new Map(), // consent key -> ISO time of the answer
   receipt: null,
@@ -47,7 +48,7 @@ function say(message) {
   $("status").textContent = message;
 }
 
-function showProblem(problem) {
+function showProblem(problem, { focus = true } = {}) {
   const box = $("problem");
   box.replaceChildren();
   box.append(el("p", { class: "problem-title", text: problem.title || "Request failed" }));
@@ -62,10 +63,11 @@ function showProblem(problem) {
   }
   if (problem.request_id) box.append(el("p", { class: "help", text: `Request id ${problem.request_id}` }));
   box.hidden = false;
-  box.focus();
+  if (focus) box.focus();
 }
 
 function clearProblem() {
+  state.checking = false;
   $("problem").hidden = true;
   $("problem").replaceChildren();
 }
@@ -439,6 +441,14 @@ function buildRecord() {
   return { schema: RECORD_SCHEMA, sealed, routing };
 }
 
+// While the list of what is missing shows, it shrinks as the fields are filled.
+function recheck() {
+  if (!state.checking) return;
+  const problems = [...formProblems(), ...consentProblems(consentRecord())];
+  if (problems.length) showProblem({ title: "The statement is not complete", errors: problems }, { focus: false });
+  else clearProblem();
+}
+
 function formProblems() {
   const problems = [];
   for (const control of $("statement-form").querySelectorAll("input, select, textarea")) {
@@ -460,6 +470,7 @@ function submit(event) {
   const problems = [...formProblems(), ...consentProblems(record.sealed.consent)];
   if (problems.length) {
     showProblem({ title: "The statement is not complete", errors: problems });
+    state.checking = true;
     return;
   }
   // Part order matters: the record decides the keys every later part is sealed to.
@@ -650,6 +661,8 @@ function start() {
   $("login-form").addEventListener("submit", login);
   $("sign-out").addEventListener("click", logout);
   $("statement-form").addEventListener("submit", submit);
+  $("statement-form").addEventListener("input", recheck);
+  $("statement-form").addEventListener("change", recheck);
   $("add-incident").addEventListener("click", incidentRow);
   $("attachments").addEventListener("change", listAttachments);
   $("routing-language").addEventListener("change", applyLanguage);

@@ -286,6 +286,10 @@ def test_counsellor_submits_a_statement_in_the_browser(node: Node, browser: Cdp,
     click(cdp, f"#share-{node.icc_id}-no")
     click(cdp, f"#onward-{node.icc_id}-no")
     type_into(cdp, "#consent-taken-by", "Counsellor Thida\nCounsellor Aye")
+    # The list of what is missing shrinks as the counsellor fills the form.
+    problem = cdp.evaluate("document.getElementById('problem').textContent")
+    assert "storage" not in problem and "receiving bodies" not in problem
+    assert "Name" in problem
 
     # 4. The sealed record.
     type_into(cdp, "#witness-name", WITNESS)
@@ -308,6 +312,7 @@ def test_counsellor_submits_a_statement_in_the_browser(node: Node, browser: Cdp,
     cdp.send("DOM.setFileInputFiles", nodeId=file_input["nodeId"], files=[str(evidence)])
     cdp.wait_for("document.querySelectorAll('#attachment-list li').length === 1")
     assert cdp.evaluate("document.getElementById('statement-text').lang") == "my"
+    assert cdp.evaluate("document.getElementById('problem').hidden")
     screenshot(cdp, tmp_path / "counsellor-filled.png")
 
     # 5. The session ends behind the page's back (idle limit, say): the submission
