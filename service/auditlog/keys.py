@@ -11,6 +11,7 @@ import os
 import stat
 from pathlib import Path
 
+from ...audit.errors import AuditError
 from ...audit.note import NoteSigner, generate_signer_key
 
 
@@ -49,9 +50,8 @@ def load_log_signer(path: Path | str) -> NoteSigner:
         raise LogKeyError(f"the audit log key {target} is readable by others; chmod 600 it")
     try:
         return NoteSigner(text.strip())
-    except ValueError as err:
-        raise LogKeyError(f"{target} is not an audit log key: {err}") from err
-    except Exception as err:
+    except (AuditError, ValueError) as err:
+        # The message names the file, never the key material.
         raise LogKeyError(f"{target} is not an audit log key: {err}") from err
 
 
