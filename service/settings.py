@@ -116,6 +116,10 @@ class Settings(BaseSettings):
         "evidence-intake.local/audit",
         description="checkpoint origin line of the audit log (C2SP tlog-checkpoint)",
     )
+    checkpoint_interval_seconds: Annotated[float, Field(ge=0)] = Field(
+        300, description="sign an audit log checkpoint this often while the log grows "
+        "(besides every export and on demand); 0 disables the periodic signer",
+    )
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

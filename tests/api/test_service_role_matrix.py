@@ -22,6 +22,7 @@ COUNSELLOR = frozenset({"counsellor"})
 COUNSELLOR_OR_ADMIN = frozenset({"counsellor", "admin"})
 EXPORT_OFFICER = frozenset({"export_officer"})
 AUDITOR = frozenset({"auditor"})
+AUDITOR_OR_ADMIN = frozenset({"auditor", "admin"})
 
 # (method, path) -> "public" or the set of roles admitted.
 EXPECTED: dict[tuple[str, str], str | frozenset[str]] = {
@@ -61,6 +62,15 @@ EXPECTED: dict[tuple[str, str], str | frozenset[str]] = {
     ("POST", "/api/v1/exports"): EXPORT_OFFICER,
     ("GET", "/api/v1/exports"): EXPORT_OFFICER,
     ("GET", "/api/v1/exports/{export_id}/bundle"): EXPORT_OFFICER,
+    # Audit log (issues 3 and 4): auditors read it; signing a checkpoint on
+    # demand is harmless and useful to admins too (before a handover, say).
+    ("GET", "/api/v1/audit/entries"): AUDITOR,
+    ("GET", "/api/v1/audit/entries/{seq}"): AUDITOR,
+    ("GET", "/api/v1/audit/checkpoint"): AUDITOR,
+    ("POST", "/api/v1/audit/checkpoint"): AUDITOR_OR_ADMIN,
+    ("GET", "/api/v1/audit/proof/{seq}"): AUDITOR,
+    ("GET", "/api/v1/audit/consistency"): AUDITOR,
+    ("GET", "/api/v1/audit/export"): AUDITOR,
 }
 
 
