@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 from typing import IO, Annotated, Any, BinaryIO, cast
 
 import anyio
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -40,11 +40,15 @@ from ..models.accounts import Role
 from ..settings import Settings
 
 MAX_PAGE = 1000
+# Entry numbers and tree sizes stay below 2^53 (docs/formats/audit-log.md); larger
+# ones are refused as invalid rather than overflowing a database integer.
+MAX_SEQ = 2**53 - 1
 _CHUNK = 64 * 1024
 JSONL = "application/jsonl"
 
 AuditorPrincipal = Annotated[Principal, Depends(require(Role.auditor))]
 SignerPrincipal = Annotated[Principal, Depends(require(Role.auditor, Role.admin))]
+Seq = Annotated[int, Path(ge=0, le=MAX_SEQ, description="entry number")]
 
 
 class TreeSizeError(ServiceError):
@@ -96,7 +100,7 @@ def _entry_hash_header(data: bytes) -> dict[str, str]:
             responses={200: {"content": {JSONL: {}},
                              "description": "canonical entries, one per line"}})
 def entries(principal: AuditorPrincipal, session: DbSession,
-            start: Annotated[int, Query(ge=0, description="first seq")] = 0,
+            start: Annotated[int, Query(ge=0, le=MAX_SEQ, description="first seq")] = 0,
             limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="most entries")] = 100,
             ) -> Response:
     """Entries `start` .. `start+limit-1` as JSON lines of their canonical bytes.
@@ -121,7 +125,7 @@ def entries(principal: AuditorPrincipal, session: DbSession,
             responses={200: {"content": {"application/json": {}},
                              "description": "the entry's canonical bytes"},
                        404: {"description": "no such entry"}})
-def entry(seq: int, principal: AuditorPrincipal, session: DbSession) -> Response:
+def entry(seq: Seq, principal: AuditorPrincipal, session: DbSession) -> Response:
     """One entry, its canonical bytes as the body; `Audit-Entry-Hash` is their SHA-256."""
     try:
         data = auditlog.entry_bytes(session, seq)
@@ -155,8 +159,8 @@ def sign_now(principal: SignerPrincipal, session: DbSession,
 @router.get("/proof/{seq}", response_class=PlainTextResponse,
             responses={404: {"description": "no such entry, or no checkpoint of that size"},
                        422: {"description": "size does not contain the entry or exceeds the log"}})
-def proof(seq: int, principal: AuditorPrincipal, session: DbSession,
-          size: Annotated[int | None, Query(ge=1, description="tree size of a signed "
+def proof(seq: Seq, principal: AuditorPrincipal, session: DbSession,
+          size: Annotated[int | None, Query(ge=1, le=MAX_SEQ, description="tree size of a signed "
                                             "checkpoint; default the newest")] = None,
           ) -> PlainTextResponse:
     """C2SP tlog-proof of entry `seq`: inclusion proof, signed checkpoint and the entry."""
@@ -185,8 +189,8 @@ def proof(seq: int, principal: AuditorPrincipal, session: DbSession,
 @router.get("/consistency", response_model=ConsistencyProof,
             responses={422: {"description": "sizes out of order or beyond the log"}})
 def consistency(principal: AuditorPrincipal, session: DbSession,
-                from_size: Annotated[int, Query(alias="from", ge=0)],
-                to_size: Annotated[int | None, Query(alias="to", ge=0, description=
+                from_size: Annotated[int, Query(alias="from", ge=0, le=MAX_SEQ)],
+                to_size: Annotated[int | None, Query(alias="to", ge=0, le=MAX_SEQ, description=
                                                      "default: the newest checkpoint")] = None,
                 ) -> ConsistencyProof:
     """Consistency proof from tree size `from` to `to` (RFC 9162 section 2.1.4)."""

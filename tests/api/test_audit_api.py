@@ -234,6 +234,9 @@ def test_errors_are_problems(api: Api) -> None:
                                    headers=headers), 422, "validation")
     assert "1001" not in json.dumps(body)  # names the field, never echoes the value
     _problem(api.client.get("/api/v1/audit/proof/x", headers=headers), 422, "validation")
+    for url in ("/api/v1/audit/entries/-1", f"/api/v1/audit/entries/{2**64}",
+                f"/api/v1/audit/proof/0?size={2**63}", f"/api/v1/audit/consistency?from={2**70}"):
+        _problem(api.client.get(url, headers=headers), 422, "validation")
 
 
 def test_only_auditors_read_and_auditors_or_admins_sign(api: Api) -> None:
