@@ -278,6 +278,18 @@ def test_periodic_signer_covers_new_entries(tmp_path: Path, backend: str,
         assert checkpointer.signed == signed
     finally:
         next(apis, None)  # leaves the client: the lifespan stops the signer
+    # Stopped at shutdown: entries added afterwards stay unsigned.
+    database = Database.from_settings(api.settings)
+    try:
+        with database.session() as session:
+            before = auditlog.latest_checkpoint(session)
+            auditlog.append(session, actor="system", action="test.after_shutdown")
+            session.commit()
+        time.sleep(0.6)
+        with database.session() as session:
+            assert auditlog.latest_checkpoint(session) == before
+    finally:
+        database.dispose()
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
