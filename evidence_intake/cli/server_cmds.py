@@ -99,6 +99,20 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _http_implementation() -> str:
+    """What uvicorn's "auto" choice will run: httptools and uvloop when installed.
+
+    Both come with the ``server`` extra; without them uvicorn falls back to the
+    pure-Python h11 parser and asyncio's loop, which cut upload throughput by
+    more than half (bench/intake.py), so say so at start-up.
+    """
+    import importlib.util
+
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11 (slow: install httptools)"
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio (install uvloop)"
+    return f"{http}, event loop {loop}"
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     service = _service()
     settings = _settings(args)
@@ -109,6 +123,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"  API documentation: {url}/docs", file=sys.stderr)
     print(f"  first admin:       {_program()} admin create-user --role admin NAME",
           file=sys.stderr)
+    print(f"  HTTP parser:       {_http_implementation()}", file=sys.stderr)
     service.serve(_data_dir(args), host=args.host, port=args.port, workers=args.workers)
     return EXIT_OK
 
