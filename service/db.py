@@ -10,7 +10,12 @@ SQLite is the embedded default. Each connection gets:
 - transactions opened with ``BEGIN IMMEDIATE``: the write lock is taken at the
   start, so two transactions that both read then write cannot deadlock on the
   lock upgrade, and audit-log appends (read the head, write the next entry)
-  are serialised across processes.
+  are serialised across processes;
+- except in :meth:`Database.read_session`, whose transactions only read:
+  they open with a plain (deferred) ``BEGIN``, i.e. a WAL snapshot that takes
+  no lock, so authentication and key lookups do not queue behind a writer's
+  commit (and its fsync). Such a session must not write: a deferred
+  transaction that writes can fail to upgrade its lock under contention.
 
 PostgreSQL (``postgresql+psycopg://``) is used as is; pool pre-ping drops
 connections the server closed, so several workers survive a database restart.
@@ -28,6 +33,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from .settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+# Execution option marking the connections of read-only sessions.
+_READ_ONLY = "intake_read_only"
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -47,7 +54,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(_READ_ONLY):
+            connection.exec_driver_sql("BEGIN DEFERRED")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_engine_from_settings(settings: Settings) -> Engine:
@@ -68,6 +78,9 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions = sessionmaker(bind=engine, expire_on_commit=False)
+        # Same pool and event hooks; only the begin statement differs (SQLite).
+        self._read_sessions = sessionmaker(bind=engine.execution_options(**{_READ_ONLY: True}),
+                                           expire_on_commit=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -82,6 +95,19 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session for reads only; its transaction is rolled back when the block ends.
+
+        On SQLite it does not take the write lock (see the module docstring);
+        writing through it is a bug. On PostgreSQL it is an ordinary session.
+        """
+        with self._read_sessions() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from fastapi import Request
-from sqlalchemy import select
+from sqlalchemy import Update, or_, select, update
 from sqlalchemy.orm import Session
 
+from ..db import Database
 from ..errors import AuthenticationError, CSRFError
 from ..models.accounts import Account, ApiToken, LoginSession, Role
 from ..models.types import utcnow
@@ -63,7 +64,11 @@ def _active_account(session: Session, account_id: str) -> Account:
     return account
 
 
-def _from_token(session: Session, token: str, now: datetime) -> Principal:
+# A "last used" write still owed after the read-only lookup: (statement) or None.
+_Touch = Update | None
+
+
+def _from_token(session: Session, token: str, now: datetime) -> tuple[Principal, _Touch]:
     if not token.startswith(API_TOKEN_PREFIX):
         raise AuthenticationError("invalid or revoked API token")
     digest = token_digest(token)
@@ -71,13 +76,18 @@ def _from_token(session: Session, token: str, now: datetime) -> Principal:
     if row is None or row.revoked_at is not None or not digests_equal(row.token_sha256, digest):
         raise AuthenticationError("invalid or revoked API token")
     account = _active_account(session, row.account_id)
+    touch: _Touch = None
     if row.last_used_at is None or now - row.last_used_at > _TOUCH_INTERVAL:
-        row.last_used_at = now
-    return Principal(account.id, account.role, "token", row.id)
+        # Never moves the time backwards if a concurrent request wrote a later one.
+        touch = (update(ApiToken)
+                 .where(ApiToken.id == row.id,
+                        or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < now))
+                 .values(last_used_at=now))
+    return Principal(account.id, account.role, "token", row.id), touch
 
 
 def _from_session(request: Request, session: Session, settings: Settings,
-                  cookie: str, now: datetime) -> Principal:
+                  cookie: str, now: datetime) -> tuple[Principal, _Touch]:
     digest = token_digest(cookie)
     row = session.scalars(
         select(LoginSession).where(LoginSession.token_sha256 == digest)).one_or_none()
@@ -91,30 +101,42 @@ def _from_session(request: Request, session: Session, settings: Settings,
         if not hmac.compare_digest(sent.encode("utf-8", "replace"), expected.encode("ascii")):
             raise CSRFError(f"send the session's CSRF token in the {CSRF_HEADER} header")
     account = _active_account(session, row.account_id)
+    touch: _Touch = None
     if now - row.last_seen_at > _TOUCH_INTERVAL:
-        row.last_seen_at = now
-    return Principal(account.id, account.role, "session", row.id)
+        touch = (update(LoginSession)
+                 .where(LoginSession.id == row.id, LoginSession.last_seen_at < now)
+                 .values(last_seen_at=now))
+    return Principal(account.id, account.role, "session", row.id), touch
 
 
 def authenticate(request: Request, session: Session, settings: Settings) -> Principal | None:
     """The caller's principal, None if anonymous; raises if credentials are bad.
 
-    The transaction is ended before returning, so a long upload that follows
-    does not hold a database lock (SQLite transactions take the write lock).
+    The lookups run in a read-only session (on SQLite a deferred transaction,
+    which does not queue behind writers); the rare "last used" update (at
+    most once a minute per credential) is then written through ``session`` in
+    a transaction of its own. Both transactions are ended before returning, so
+    a long upload that follows holds no database lock.
     """
     now = utcnow()
-    try:
-        token = _bearer(request)
-        if token is not None:
-            principal: Principal | None = _from_token(session, token, now)
-        else:
-            cookie = request.cookies.get(session_cookie_name(settings))
-            principal = (_from_session(request, session, settings, cookie, now)
-                         if cookie else None)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+    database: Database = request.app.state.database
+    token = _bearer(request)
+    cookie = None if token is not None else request.cookies.get(session_cookie_name(settings))
+    principal: Principal | None = None
+    touch: _Touch = None
+    if token is not None or cookie:
+        with database.read_session() as reader:
+            if token is not None:
+                principal, touch = _from_token(reader, token, now)
+            elif cookie:
+                principal, touch = _from_session(request, reader, settings, cookie, now)
+    if touch is not None:
+        try:
+            session.execute(touch)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
     if principal is not None:
         request.scope.setdefault("state", {})["account_id"] = principal.account_id
     return principal
