@@ -34,9 +34,13 @@ class PartInfo:
 
 
 class PartSink(Protocol):
-    """Receives one part's bytes; ``close`` is called at the end of the part."""
+    """Receives one part's bytes; ``close`` is called at the end of the part.
 
-    def write(self, data: bytes, /) -> None: ...
+    ``write`` gets a view into the parser's input chunk (no copy): it must use
+    or copy the bytes before returning and never keep the view.
+    """
+
+    def write(self, data: memoryview, /) -> None: ...
 
     def close(self) -> None: ...
 
@@ -123,7 +127,7 @@ class StreamingFormParser:
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._sink is None:
             raise MultipartError("part data before its headers")
-        self._sink.write(data[start:end])
+        self._sink.write(memoryview(data)[start:end])
 
     def _on_part_end(self) -> None:
         sink, self._sink = self._sink, None

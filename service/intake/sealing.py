@@ -74,7 +74,7 @@ class MultiSealer:
     def size(self) -> int:
         return self._size
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self._hash.update(data)
         self._size += len(data)
         for encryptor in self._encryptors:

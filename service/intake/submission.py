@@ -87,7 +87,7 @@ class _Buffer:
         self._data = bytearray()
         self._on_close = on_close
 
-    def write(self, data: bytes, /) -> None:
+    def write(self, data: memoryview, /) -> None:
         if len(self._data) + len(data) > self._limit:
             raise TooLargeError(f"the {self._name} part exceeds {self._limit} bytes",
                                 field=self._name)
@@ -107,7 +107,7 @@ class _AttachmentSink:
         self._info = info
         self._sealer = sealer
 
-    def write(self, data: bytes, /) -> None:
+    def write(self, data: memoryview, /) -> None:
         limit = self._submission.limits.max_attachment_bytes
         if self._sealer.size + len(data) > limit:
             raise TooLargeError(f"attachment {self._index} exceeds {limit} bytes",
@@ -290,10 +290,20 @@ class Submission:
         return SealedSubmission(routing=routing, plan=plan, blobs=blobs)
 
     def publish(self) -> None:
-        """Move every finished blob under its digest; call right before the database commit."""
+        """Move every finished blob under its digest; call right before the database commit.
+
+        The directory is fsynced once for all the renames (one fsync per
+        request, not per blob); the blobs' content was fsynced by ``finish``.
+        Both happen before this returns, hence before the commit.
+        """
+        files = self.store if isinstance(self.store, FilesystemBlobStore) else None
         for writer in self._pending:
-            self._published.append(writer.publish())
+            # Recorded as soon as renamed, so that abort() deletes it; a writer
+            # not reached stays pending and abort() discards its temp file.
+            self._published.append(writer.publish(sync=files is None))
         self._pending.clear()
+        if files is not None and self._published:
+            files.sync_directory()
         self._release()
 
     def abort(self) -> None:

@@ -47,13 +47,14 @@ class Caller:
 
 def _planner(database: Database, caller: Caller) -> Callable[[StatementInput, list[str]], SealPlan]:
     def plan_for(record: StatementInput, bodies: list[str]) -> SealPlan:
-        with database.session() as session:
+        # Reads only, in a short transaction of its own (an upload can be
+        # long): on SQLite it does not wait for the write lock behind other
+        # statements' commits. commit_submission re-checks the amended one.
+        with database.read_session() as session:
             if record.routing.amends is not None:
                 records.check_amendable(session, record.routing.amends,
                                         account_id=caller.account_id, is_admin=caller.is_admin)
-            plan = plan_seal(bodies, records.active_keys(session, bodies))
-            session.rollback()
-            return plan
+            return plan_seal(bodies, records.active_keys(session, bodies))
     return plan_for
 
 
@@ -140,12 +141,19 @@ async def _pump(body: AsyncIterator[bytes], feed: Callable[[bytes], None], limit
     while the thread parses and seals the previous one, so the network and the
     cipher work in parallel and memory stays bounded (a few MiB per upload).
     """
-    send, receive = anyio.create_memory_object_stream[bytes](max_buffer_size=QUEUED_BATCHES)
+    send, receive = anyio.create_memory_object_stream[list[bytes]](
+        max_buffer_size=QUEUED_BATCHES)
+
+    def feed_all(batch: list[bytes]) -> None:
+        # The chunks are fed one by one rather than joined: a join would copy
+        # every byte of the upload once more on the event loop's thread.
+        for data in batch:
+            feed(data)
 
     async def consume() -> None:
         async with receive:
-            async for data in receive:
-                await anyio.to_thread.run_sync(feed, data)
+            async for batch in receive:
+                await anyio.to_thread.run_sync(feed_all, batch)
 
     try:
         async with anyio.create_task_group() as group:
@@ -161,11 +169,11 @@ async def _pump(body: AsyncIterator[bytes], feed: Callable[[bytes], None], limit
                     pending.append(chunk)
                     pending_size += len(chunk)
                     if pending_size >= FEED_BYTES:
-                        await send.send(b"".join(pending))
-                        pending.clear()
+                        await send.send(pending)
+                        pending = []
                         pending_size = 0
                 if pending:
-                    await send.send(b"".join(pending))
+                    await send.send(pending)
     except BaseExceptionGroup as group:
         raise _root_cause(group) from None
 
