@@ -28,11 +28,14 @@ import hashlib
 import hmac
 import json
 import multiprocessing
+import operator
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, repeat
+from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import NoReturn
 
@@ -43,6 +46,7 @@ from .entry import (
     GENESIS_PREV,
     MAX_SAFE_INTEGER,
     Entry,
+    canonical_text,
     encode_canonical,
 )
 from .errors import (
@@ -64,9 +68,22 @@ CHECKPOINT_PREFIX = b'{"checkpoint":'
 # Whole-chunk forms of the entry's time and action patterns, one per line.
 _TIMES = re.compile(r"(?:\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z\n)*")
 _ACTIONS = re.compile(r"(?:[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+\n)*")
+# Entries per chunk: a power of two, so that every complete Merkle subtree
+# up to this size lies inside one chunk and a worker can hash it.
 CHUNK = 4096
+BLOCK = 8 << 20  # bytes read at a time
 PARALLEL_MIN_BYTES = 64 << 20
 _sha256 = hashlib.sha256
+_FIELDS = operator.itemgetter("action", "actor", "details", "seq", "subject", "time")
+_PREV = operator.itemgetter("prev")
+_SEQ = operator.itemgetter("seq")
+# Maps every digit to "0" and every byte that can precede a number token in
+# canonical JSON (":", ",", "[", and "-" inside one) to ":", all else to "x":
+# a number of 16 or more digits then shows up as ":" followed by 16 "0"s.
+_NUMBER_SHAPE = bytes(
+    ord("0") if chr(b).isdigit() and b < 128 else ord(":") if b in b":,[-" else ord("x")
+    for b in range(256))
+_LONG_NUMBER = b":" + b"0" * 16
 
 
 def checkpoint_line(note: str) -> bytes:
@@ -117,41 +134,48 @@ def _fast_chunk_ok(chunk: Sequence[bytes]) -> list[dict[str, object]]:
 
     The joined chunk must be ASCII (so no non-ASCII key slips through), decode
     without floats, NaN or integers past 2^53, and re-encode to exactly the
-    same bytes, and its fields must pass the checks of ``Entry.validate``.
-    Anything unusual falls back to the exact per-entry validator, which is
-    the specification.
+    same bytes (which also refuses duplicate keys: the decoded object would
+    be shorter), hold one object per line, and its fields must pass the
+    checks of ``Entry.validate``. Anything unusual falls back to the exact
+    per-entry validator, which is the specification.
     """
     joined = b"[" + b",".join(chunk) + b"]"
     if not joined.isascii():
         raise _FastPathRefusedError
+    text = joined.decode("ascii")
+    # Integers of up to 15 digits are inside +-(2^53-1) and need no hook;
+    # only a chunk that might hold a longer one pays for checking each.
+    parse_int = _safe_int if _LONG_NUMBER in joined.translate(_NUMBER_SHAPE) else None
     try:
-        objs = json.loads(joined, parse_float=_refuse, parse_constant=_refuse,
-                          parse_int=_safe_int)
-        again = encode_canonical(objs)
-    except (ValueError, UnicodeEncodeError) as err:
+        objs = json.loads(text, parse_float=_refuse, parse_constant=_refuse,
+                          parse_int=parse_int)
+        again = canonical_text(objs)
+    except ValueError as err:
         raise _FastPathRefusedError from err
-    if again != joined or not isinstance(objs, list):
+    if again != text or type(objs) is not list or len(objs) != len(chunk):
         raise _FastPathRefusedError
     # The field checks of Entry.validate, done per chunk with C-speed
-    # primitives: joining fails on a non-string, one anchored regex checks
-    # every time stamp (or action) of the chunk at once.
+    # primitives (map, join, one anchored regex for every time stamp or
+    # action of the chunk at once); joining fails on a non-string.
     try:
-        if not all(type(obj) is dict and obj.keys() == ENTRY_KEYS for obj in objs):
+        # dict.keys refuses a non-dict; operator.eq compares key views to the set.
+        if not all(map(operator.eq, map(dict.keys, objs), repeat(ENTRY_KEYS))):
             raise _FastPathRefusedError
-        times = "\n".join([obj["time"] for obj in objs]) + "\n"
-        actions = "\n".join([obj["action"] for obj in objs]) + "\n"
-        actors = [obj["actor"] for obj in objs]
+        actions, actors, details, seqs, subjects, times = zip(*map(_FIELDS, objs),
+                                                              strict=True)
+        joined_times = "\n".join(times) + "\n"
+        joined_actions = "\n".join(actions) + "\n"
         "".join(actors)
-        "".join([v for obj in objs for v in obj["subject"].values()])
+        "".join(chain.from_iterable(map(dict.values, subjects)))
     except (TypeError, AttributeError) as err:
         raise _FastPathRefusedError from err
     # A value with an embedded newline would add a line: count them too.
-    if not (times.count("\n") == actions.count("\n") == len(objs)
-            and _TIMES.fullmatch(times) and _ACTIONS.fullmatch(actions)
+    # type() is exact: a bool is not an int here.
+    if not (joined_times.count("\n") == joined_actions.count("\n") == len(objs)
+            and _TIMES.fullmatch(joined_times) and _ACTIONS.fullmatch(joined_actions)
             and min(map(len, actors)) > 0 and max(map(len, actors)) <= 200
-            and all(type(obj["seq"]) is int and obj["seq"] >= 0
-                    and type(obj["details"]) is dict
-                    and type(obj["subject"]) is dict for obj in objs)):
+            and set(map(type, seqs)) == {int} and min(seqs) >= 0
+            and set(map(type, details)) == {dict} and set(map(type, subjects)) == {dict}):
         raise _FastPathRefusedError
     return objs
 
@@ -201,12 +225,12 @@ def _diagnose(path: Path) -> NoReturn:
 
 @dataclass(frozen=True)
 class _Chunk:
-    """What one chunk of entry lines contributes: its chain ends and its leaves."""
+    """What one chunk of entry lines contributes: its chain ends and its subtrees."""
 
     first_seq: int
     first_prev: str
     last_hash: str
-    leaves: bytes  # 32 bytes per entry
+    levels: list[bytes]  # merkle.complete_levels over the chunk's leaf hashes
 
 
 def _check_chunk(chunk: list[bytes]) -> _Chunk | None:
@@ -223,29 +247,51 @@ def _check_chunk(chunk: list[bytes]) -> _Chunk | None:
             objs = [Entry.from_canonical(line).to_json() for line in chunk]
         except EntryFormatError:
             return None
+    first = objs[0]["seq"]
+    if type(first) is not int or list(map(_SEQ, objs)) != list(
+            range(first, first + len(objs))):
+        return None
     hashes = [_sha256(line).hexdigest() for line in chunk]
-    seqs = [obj["seq"] for obj in objs]
-    first = seqs[0]
-    if not isinstance(first, int) or seqs != list(range(first, first + len(seqs))):
+    if list(map(_PREV, objs[1:])) != hashes[:-1]:
         return None
-    if [obj["prev"] for obj in objs[1:]] != hashes[:-1]:
-        return None
+    leaves = b"".join([_sha256(b"\x00" + line).digest() for line in chunk])
     return _Chunk(first, str(objs[0]["prev"]), hashes[-1],
-                  b"".join([_sha256(b"\x00" + line).digest() for line in chunk]))
+                  merkle.complete_levels([leaves]).levels)
 
 
 def _chunks(path: Path, notes: list[tuple[int, str]]) -> Iterator[list[bytes]]:
-    """The entry lines in chunks; checkpoint lines are collected into ``notes``."""
-    lines = _read_lines(path)
-    while batch := list(islice(lines, CHUNK)):
-        chunk = []
-        for number, line in batch:
-            if line.startswith(CHECKPOINT_PREFIX):
-                notes.append((number, _parse_checkpoint_line(line, number)))
-            else:
-                chunk.append(line)
-        if chunk:
-            yield chunk
+    """The entry lines, CHUNK at a time; checkpoint lines are collected into ``notes``.
+
+    The file is read in blocks of BLOCK bytes and split at newlines (a raw
+    newline only ever ends a line: inside a JSON string it is escaped).
+    """
+    pending: list[bytes] = []
+    number = 0  # lines before this block
+    rest = b""
+    with path.open("rb") as handle:
+        while block := handle.read(BLOCK):
+            block = rest + block if rest else block
+            cut = block.rfind(b"\n") + 1
+            rest = block[cut:]
+            lines = block[:cut].split(b"\n")
+            lines.pop()  # the empty string after the last newline
+            first, number = number + 1, number + len(lines)
+            if CHECKPOINT_PREFIX in block:
+                entries = []
+                for i, line in enumerate(lines, first):
+                    if line.startswith(CHECKPOINT_PREFIX):
+                        notes.append((i, _parse_checkpoint_line(line, i)))
+                    else:
+                        entries.append(line)
+                lines = entries
+            pending.extend(lines)
+            while len(pending) >= CHUNK:
+                yield pending[:CHUNK]
+                del pending[:CHUNK]
+    if rest:
+        raise LogFormatError(f"line {number + 1} does not end with a newline")
+    if pending:
+        yield pending
 
 
 def default_workers(path: Path) -> int:
@@ -260,38 +306,64 @@ def default_workers(path: Path) -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
+def _serial(chunks: Iterator[list[bytes]]) -> Generator[_Chunk | None]:
+    yield from map(_check_chunk, chunks)
+
+
+def _parallel(chunks: Iterator[list[bytes]], workers: int) -> Generator[_Chunk | None]:
+    """``map(_check_chunk, chunks)`` in ``workers`` processes, in order.
+
+    At most 4 chunks per worker are in flight, so memory stays bounded
+    however big the log (``Pool.imap`` would read the whole file ahead).
+    """
+    pool = multiprocessing.get_context("spawn").Pool(workers)
+    try:
+        window: deque[AsyncResult[_Chunk | None]] = deque()
+        for chunk in chunks:
+            window.append(pool.apply_async(_check_chunk, (chunk,)))
+            if len(window) >= 4 * workers:
+                yield window.popleft().get()
+        while window:
+            yield window.popleft().get()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
 def read_log(path: Path, *, workers: int = 1
-             ) -> tuple[list[bytes], list[tuple[int, str]]]:
-    """Steps 1 and 2 of the module docstring: check the chain, return the leaf
-    hashes and the (line number, note) of every checkpoint line.
+             ) -> tuple[merkle.BlobHashSource, list[tuple[int, str]]]:
+    """Steps 1 and 2 of the module docstring: check the chain, return the
+    Merkle tree of the entries and the (line number, note) of every
+    checkpoint line.
 
     With ``workers`` > 1, chunks are checked in that many processes (see
     :func:`default_workers`); the chain is stitched across chunk boundaries
     here either way.
     """
-    leaves: list[bytes] = []
+    parts: list[list[bytes]] = [[]]
     notes: list[tuple[int, str]] = []
     expected_prev = GENESIS_PREV
-    pool = None
-    if workers > 1:
-        pool = multiprocessing.get_context("spawn").Pool(workers)
-        results: Iterator[_Chunk | None] = pool.imap(_check_chunk, _chunks(path, notes),
-                                                     chunksize=1)
-    else:
-        results = map(_check_chunk, _chunks(path, notes))
+    size = 0
+    # Chunk levels 0..shared hold only subtrees that no chunk boundary cuts.
+    shared = (CHUNK & -CHUNK).bit_length()
+    chunks = _chunks(path, notes)
+    results = _parallel(chunks, workers) if workers > 1 else _serial(chunks)
     try:
         for result in results:
-            if result is None or result.first_seq != len(leaves) or (
+            if result is None or result.first_seq != size or (
                     result.first_prev != expected_prev):
                 _diagnose(path)
             expected_prev = result.last_hash
-            blob = result.leaves
-            leaves.extend([blob[i : i + 32] for i in range(0, len(blob), 32)])
+            size += len(result.levels[0]) // merkle.HASH_SIZE
+            # Every chunk but the last holds CHUNK entries, so its complete
+            # subtrees of up to 2^(shared-1) leaves are the tree's, in order.
+            levels = result.levels[:shared]
+            parts.extend([] for _ in range(len(levels) - len(parts)))
+            for part, level in zip(parts, levels, strict=False):
+                part.append(level)
     finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-    return leaves, notes
+        results.close()  # stops the workers at once if a chunk failed
+    return merkle.complete_levels([b"".join(part) for part in parts]), notes
 
 
 def _parse_checkpoint_line(line: bytes, number: int) -> str:
@@ -306,8 +378,8 @@ def _parse_checkpoint_line(line: bytes, number: int) -> str:
     return note
 
 
-def check_prefix(tree: merkle.ListHashSource, latest: Checkpoint, earlier: Checkpoint,
-                 what: str) -> None:
+def check_prefix(tree: merkle.ListHashSource | merkle.BlobHashSource, latest: Checkpoint,
+                 earlier: Checkpoint, what: str) -> None:
     """Step 4: ``earlier`` (signed) must be a prefix of the verified log at ``latest``."""
     n = tree.size
     if earlier.size > n:
@@ -343,8 +415,7 @@ def verify_log(path: Path, verifier: NoteVerifier, *,
     processes (see :func:`default_workers` for when that is safe).
     Raises an :class:`AuditError` subclass on any failure.
     """
-    leaves, notes = read_log(path, workers=workers)
-    tree = merkle.build_levels(leaves)
+    tree, notes = read_log(path, workers=workers)
     n = tree.size
     if not notes:
         raise LogFormatError("the log carries no signed checkpoint, so nothing vouches for it")
