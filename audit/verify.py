@@ -331,7 +331,16 @@ def _parallel(chunks: Iterator[list[bytes]], workers: int) -> Generator[_Chunk |
 
 
 def read_log(path: Path, *, workers: int = 1
-             ) -> tuple[merkle.BlobHashSource, list[tuple[int, str]]]:
+             ) -> tuple[list[bytes], list[tuple[int, str]]]:
+    """Like :func:`read_tree`, but return the leaf hashes as a list."""
+    tree, notes = read_tree(path, workers=workers)
+    leaves = tree.levels[0]
+    step = merkle.HASH_SIZE
+    return [leaves[i : i + step] for i in range(0, len(leaves), step)], notes
+
+
+def read_tree(path: Path, *, workers: int = 1
+              ) -> tuple[merkle.BlobHashSource, list[tuple[int, str]]]:
     """Steps 1 and 2 of the module docstring: check the chain, return the
     Merkle tree of the entries and the (line number, note) of every
     checkpoint line.
@@ -415,7 +424,7 @@ def verify_log(path: Path, verifier: NoteVerifier, *,
     processes (see :func:`default_workers` for when that is safe).
     Raises an :class:`AuditError` subclass on any failure.
     """
-    tree, notes = read_log(path, workers=workers)
+    tree, notes = read_tree(path, workers=workers)
     n = tree.size
     if not notes:
         raise LogFormatError("the log carries no signed checkpoint, so nothing vouches for it")
