@@ -143,8 +143,9 @@ def test_one_directory_fsync_per_statement_before_publish_returns(
     store = FilesystemBlobStore(tmp_path / "blobs")
     limits = Limits(max_request_bytes=1 << 24, max_attachment_bytes=1 << 20, max_attachments=2,
                     max_record_bytes=1 << 16)
-    sub = Submission(store=store, limits=limits, record_id="0b6f3c1e-2a4d-4c8e-9f10-1234567890ab", counsellor_id="c-1",
-                     created_at=datetime(2026, 11, 29, tzinfo=UTC), plan_for=plan)
+    sub = Submission(store=store, limits=limits, record_id="0b6f3c1e-2a4d-4c8e-9f10-1234567890ab",
+                     counsellor_id="c-1", created_at=datetime(2026, 11, 29, tzinfo=UTC),
+                     plan_for=plan)
     body, ctype = multipart([
         ("record", None, "application/json", record_bytes(record(["un", "icc"]))),
         ("text", None, "text/plain; charset=utf-8", b"statement"),
@@ -176,3 +177,62 @@ def test_part_data_reaches_the_sink_as_a_view_of_the_input() -> None:
     parser.feed(body)
     parser.finish()
     assert seen and all(kind is memoryview for kind in seen)
+
+
+def test_writers_in_threads_queue_at_the_gate_and_all_commit(tmp_path: Path) -> None:
+    import threading
+
+    database = _database(tmp_path)
+    try:
+        with database.session() as session:
+            session.execute(text("CREATE TABLE counter (n INTEGER NOT NULL)"))
+            session.execute(text("INSERT INTO counter VALUES (0)"))
+            session.commit()
+
+        def work() -> None:
+            for _ in range(10):  # read then write: needs the lock from BEGIN on
+                with database.session() as session:
+                    n = session.execute(text("SELECT n FROM counter")).scalar_one()
+                    session.execute(text("UPDATE counter SET n = :n"), {"n": n + 1})
+                    session.commit()
+
+        threads = [threading.Thread(target=work) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        with database.read_session() as session:
+            assert session.execute(text("SELECT n FROM counter")).scalar_one() == 60
+    finally:
+        database.dispose()
+
+
+def test_the_gate_opens_when_a_write_session_ends_without_commit(tmp_path: Path) -> None:
+    import threading
+
+    database = _database(tmp_path)
+    try:
+        with database.session() as session:
+            session.execute(text("SELECT 1"))  # begins: holds the gate and SQLite's lock
+        done = threading.Event()
+
+        def write() -> None:
+            with database.session() as session:
+                session.execute(text("SELECT 1"))
+                session.commit()
+            done.set()
+
+        thread = threading.Thread(target=write)
+        thread.start()
+        assert done.wait(timeout=5)  # not the 15 s busy timeout
+        thread.join()
+        # And across processes: the lock file is held by none now.
+        lock = tmp_path / "intake.db.writer-lock"
+        fd = os.open(lock, os.O_RDWR)
+        try:
+            import fcntl
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+    finally:
+        database.dispose()
