@@ -26,7 +26,7 @@ from evidence_intake.crypto.errors import (
 )
 
 HYBRID_VECTOR_COUNT = 19
-VECTOR_DIR = Path(__file__).resolve().parents[4] / "shared" / "vectors" / "age"
+VECTOR_DIR = (Path(__file__).resolve().parents[4] / "shared" / "vectors" / "age").resolve()
 
 _KINDS: dict[str, type[AgeError] | None] = {
     "success": None,
