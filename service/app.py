@@ -2,10 +2,10 @@
 
 Nothing is created at import time: the settings, the database engine and the
 logging configuration all come from the ``Settings`` passed in. Routers are
-imported from the modules in ``ROUTER_MODULES`` (each exposes ``router``); a
-module that does not exist yet is skipped, every other import error is
-raised. Once all routers are in, :func:`check_route_rules` refuses to build an
-app with a route that declares no access rule.
+imported from the modules in ``ROUTER_MODULES`` (each exposes ``router``; a
+missing module is an error, never a silently smaller API), and
+:func:`check_route_rules` refuses to build an app with a route that declares
+no access rule.
 """
 
 from __future__ import annotations
@@ -49,13 +49,7 @@ token as `Authorization: Bearer eit_…`. Errors are RFC 9457
 
 def _include_routers(app: FastAPI) -> None:
     for name in ROUTER_MODULES:
-        qualified = f"{__package__}.routes.{name}"
-        try:
-            module = importlib.import_module(qualified)
-        except ModuleNotFoundError as err:
-            if err.name == qualified:
-                continue  # that part of the service is not written yet
-            raise
+        module = importlib.import_module(f"{__package__}.routes.{name}")
         app.include_router(module.router)
 
 

@@ -43,7 +43,6 @@ def _settings(args: argparse.Namespace) -> Any:
 
 def _service_call(func: Any, *args: Any, **kwargs: Any) -> Any:
     """Run a service function, turning its expected failures into one-line errors."""
-    from ..service.audit_hook import AuditUnavailableError
     from ..service.cli import SetupError
     from ..service.errors import ServiceError
 
@@ -51,7 +50,7 @@ def _service_call(func: Any, *args: Any, **kwargs: Any) -> Any:
         return func(*args, **kwargs)
     except ServiceError as err:
         raise CommandError(err.detail, EXIT_FAILED) from err
-    except (SetupError, AuditUnavailableError) as err:
+    except SetupError as err:
         raise CommandError(str(err), EXIT_FAILED) from err
 
 
