@@ -16,7 +16,15 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, BinaryIO
 
-from .common import EXIT_OK, EXIT_USAGE, CommandError, atomic_output, open_input
+from .common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    CommandError,
+    ask_passphrase,
+    atomic_output,
+    open_input,
+    passphrase_from_file,
+)
 
 if TYPE_CHECKING:
     from evidence_intake.crypto.age.stanza import Identity, Recipient
@@ -98,40 +106,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     opener.set_defaults(func=cmd_open)
 
 
-# --- passphrases -------------------------------------------------------------
-
-
-def _passphrase_from_file(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            line = handle.readline().rstrip("\r\n")
-    except (OSError, UnicodeDecodeError) as err:
-        raise CommandError(f"cannot read the passphrase file {path}", EXIT_USAGE) from err
-    if not line:
-        raise CommandError(f"the passphrase file {path} is empty", EXIT_USAGE)
-    return line
-
-
-def _ask_passphrase(prompt: str, *, confirm: bool) -> str:
-    import getpass
-
-    # Without a terminal, getpass would fall back to reading stdin, which for
-    # `intake open` is the sealed file itself: refuse instead.
-    try:
-        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
-    except OSError as err:
-        raise CommandError("no terminal to ask for the passphrase; use --passphrase-file",
-                           EXIT_USAGE) from err
-    try:
-        first = getpass.getpass(prompt)
-        if confirm and getpass.getpass("Confirm passphrase: ") != first:
-            raise CommandError("the passphrases do not match", EXIT_USAGE)
-    except EOFError as err:
-        raise CommandError("no passphrase given (no terminal?); use --passphrase-file",
-                           EXIT_USAGE) from err
-    if not first:
-        raise CommandError("an empty passphrase is not allowed", EXIT_USAGE)
-    return first
 
 
 # --- progress ----------------------------------------------------------------
@@ -245,9 +219,9 @@ def _seal_with_passphrase(text: bytes, passphrase_file: str | None) -> bytes:
     from evidence_intake.crypto.age import ScryptRecipient, encrypt
 
     if passphrase_file:
-        passphrase = _passphrase_from_file(passphrase_file)
+        passphrase = passphrase_from_file(passphrase_file)
     else:
-        passphrase = _ask_passphrase("Passphrase for the new identity file: ", confirm=True)
+        passphrase = ask_passphrase("Passphrase for the new identity file: ", confirm=True)
     sealed = io.BytesIO()
     # Armored, so the file stays printable text like an unsealed identity file.
     encrypt(io.BytesIO(text), sealed, [ScryptRecipient(passphrase)], armor=True)
@@ -311,8 +285,8 @@ def _identities(paths: Sequence[str], passphrase_file: str | None) -> list[Ident
 
         def passphrase(path: str = path) -> str:
             if passphrase_file:
-                return _passphrase_from_file(passphrase_file)
-            return _ask_passphrase(f"Passphrase for identity file {path}: ", confirm=False)
+                return passphrase_from_file(passphrase_file)
+            return ask_passphrase(f"Passphrase for identity file {path}: ", confirm=False)
 
         try:
             found.extend(parse_identities_file(data, passphrase))

@@ -171,17 +171,16 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _open(args: argparse.Namespace) -> int:
-    import getpass
-
     from .. import __version__
     from ..bundle import custody
     from ..bundle.errors import BundleError
     from ..bundle.opener import open_bundle, prepare_output
     from ..crypto.age import keys
     from ..crypto.errors import CryptoError
+    from .common import ask_passphrase
 
     def passphrase() -> str:
-        return getpass.getpass("passphrase for the identity file: ")
+        return ask_passphrase("passphrase for the identity file: ", confirm=False)
 
     identities = []
     for name in args.identity:

@@ -117,3 +117,40 @@ def open_input(path: str | None) -> Iterator[BinaryIO]:
 def show_progress(quiet: bool) -> bool:
     """Progress goes to stderr only on a terminal and without --quiet."""
     return not quiet and sys.stderr.isatty()
+
+
+def passphrase_from_file(path: str) -> str:
+    """The first line of ``path``, without its line ending; refused if empty."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            line = handle.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as err:
+        raise CommandError(f"cannot read the passphrase file {path}", EXIT_USAGE) from err
+    if not line:
+        raise CommandError(f"the passphrase file {path} is empty", EXIT_USAGE)
+    return line
+
+
+def ask_passphrase(prompt: str, *, confirm: bool) -> str:
+    """Ask on the terminal (twice with ``confirm``); never read stdin.
+
+    Without a terminal, getpass would fall back to reading stdin, which for
+    `intake open` is the sealed file itself: refuse instead.
+    """
+    import getpass
+
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError as err:
+        raise CommandError("no terminal to ask for the passphrase; use --passphrase-file",
+                           EXIT_USAGE) from err
+    try:
+        first = getpass.getpass(prompt)
+        if confirm and getpass.getpass("Confirm passphrase: ") != first:
+            raise CommandError("the passphrases do not match", EXIT_USAGE)
+    except EOFError as err:
+        raise CommandError("no passphrase given (no terminal?); use --passphrase-file",
+                           EXIT_USAGE) from err
+    if not first:
+        raise CommandError("an empty passphrase is not allowed", EXIT_USAGE)
+    return first
