@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import pty
 import re
-import select
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from evidence_intake.crypto.minisign import PublicKey, SigningKey, verify
+from pty_support import run_on_tty as pty_run
 
 INTAKE = [sys.executable, "-m", "evidence_intake.cli.main"]
 FAST = {"kdf_opslimit": 32768, "kdf_memlimit": 1 << 20}
@@ -29,33 +27,8 @@ def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProce
 
 def run_on_tty(*args: str | Path, cwd: Path, answers: list[str]) -> tuple[int, str]:
     """Run intake on a pseudo-terminal, typing each answer at each "Passphrase" prompt."""
-    pid, fd = pty.fork()
-    if pid == 0:
-        try:
-            os.chdir(cwd)
-            os.execv(sys.executable, [*INTAKE, *map(str, args)])  # noqa: S606 - our own CLI
-        finally:
-            os._exit(127)
-    output, sent = b"", 0
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            if not select.select([fd], [], [], 1.0)[0]:
-                continue
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:  # EIO once the child has exited
-                break
-            if not chunk:
-                break
-            output += chunk
-            if sent < len(answers) and output.count(b"Passphrase") > sent:
-                os.write(fd, answers[sent].encode("utf-8") + b"\n")
-                sent += 1
-    finally:
-        os.close(fd)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), output.decode("utf-8", "replace")
+    code, output = pty_run([*INTAKE, *args], answers=answers, prompt=b"Passphrase", cwd=cwd)
+    return code, output.decode("utf-8", "replace")
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int = 1) -> str:

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import io
 import os
-import pty
-import select
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +23,7 @@ from evidence_intake.crypto.age import (
     parse_identities_file,
     parse_recipient,
 )
+from pty_support import run_on_tty
 
 pytestmark = pytest.mark.interop
 
@@ -73,37 +71,9 @@ def intake_open(data: bytes, identity_file: Path) -> bytes:
 
 
 def run_in_pty(argv: list[str], passphrase: str, timeout: float = 60) -> tuple[int, bytes]:
-    """Run ``argv`` on a pseudo-terminal, answering every passphrase prompt."""
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: the pty is its controlling terminal
-        try:
-            os.execv(argv[0], argv)  # noqa: S606 - argv is built by the test, no shell wanted
-        finally:
-            os._exit(127)
-    transcript = b""
-    answered = 0
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.5)
-            if ready:
-                try:
-                    chunk = os.read(fd, 4096)
-                except OSError:  # EIO: the child closed the terminal
-                    break
-                if not chunk:
-                    break
-                transcript += chunk
-            prompts = transcript.lower().count(b"passphrase")
-            if prompts > answered and transcript.rstrip().endswith(b":"):
-                os.write(fd, passphrase.encode() + b"\n")
-                answered = prompts
-        else:
-            os.kill(pid, 9)
-    finally:
-        os.close(fd)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), transcript
+    """Run ``argv`` on a pseudo-terminal, answering its passphrase prompts (at most two)."""
+    return run_on_tty(argv, answers=[passphrase, passphrase], prompt=b"passphrase",
+                      timeout=timeout)
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -12,16 +12,14 @@
 from __future__ import annotations
 
 import os
-import pty
-import select
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from evidence_intake.crypto.errors import SignatureError
 from evidence_intake.crypto.minisign import PublicKey, SigningKey, verify
+from pty_support import run_on_tty
 
 pytestmark = pytest.mark.interop
 
@@ -54,35 +52,8 @@ def _minisign(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
 def _minisign_on_tty(*args: str | Path, cwd: Path, answers: list[str]) -> tuple[int, str]:
     """Run minisign on a pseudo-terminal, typing each answer at each "Password" prompt."""
     assert MINISIGN is not None
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: exec minisign with the pty as its terminal
-        try:
-            os.chdir(cwd)
-            os.execv(MINISIGN, [MINISIGN, *map(str, args)])  # noqa: S606 - fixed binary, our args
-        finally:
-            os._exit(127)
-    output = b""
-    sent = 0
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 1.0)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-            if sent < len(answers) and output.count(b"Password") > sent:
-                os.write(fd, answers[sent].encode("utf-8") + b"\n")
-                sent += 1
-    finally:
-        os.close(fd)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), output.decode("utf-8", "replace")
+    code, output = run_on_tty([MINISIGN, *args], answers=answers, prompt=b"Password", cwd=cwd)
+    return code, output.decode("utf-8", "replace")
 
 
 def _files(tmp_path: Path) -> dict[str, Path]:
