@@ -7,34 +7,17 @@ session (``intake_test_api_<random>``) and dropped afterwards.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from evidence_intake.service.db import Database
-from evidence_intake.service.settings import Settings
-from intake_api_support import Api, make_api, prepare_schema
+from intake_api_support import Api, fresh_postgres_database, make_api
 
 
 @pytest.fixture(scope="session")
 def postgres_database(postgres_url: str) -> Iterator[str]:
-    import psycopg
-
-    name = f"intake_test_api_{secrets.token_hex(6)}"
-    admin_url = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = postgres_url.rpartition("/")
-    url = f"{base}/{name}"
-    created = Database.from_settings(Settings(database_url=url))
-    try:
-        prepare_schema(created)
-    finally:
-        created.dispose()
-    yield url
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres_database(postgres_url, "intake_test_api") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -11,6 +11,7 @@ tests/unit/service/test_service_migrations.py.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import warnings
 from collections.abc import Iterator
@@ -42,6 +43,29 @@ def client_class() -> Any:
 def prepare_schema(database: Database) -> None:
     """Every table; the audit log's append-only triggers come with them (DDL events)."""
     Base.metadata.create_all(database.engine)
+
+
+@contextlib.contextmanager
+def fresh_postgres_database(postgres_url: str, prefix: str) -> Iterator[str]:
+    """Create ``<prefix>_<random>`` with the service schema; drop it afterwards."""
+    import psycopg
+
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    admin_url = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = postgres_url.rpartition("/")
+    url = f"{base}/{name}"
+    created = Database.from_settings(Settings(database_url=url))
+    try:
+        prepare_schema(created)
+    finally:
+        created.dispose()
+    try:
+        yield url
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def make_settings(data_dir: Path, database_url: str | None = None, **overrides: Any) -> Settings:

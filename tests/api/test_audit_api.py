@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import secrets
 import subprocess
 import sys
 import threading
@@ -28,8 +27,7 @@ from evidence_intake.audit.verify import verify_log
 from evidence_intake.service import auditlog
 from evidence_intake.service.checkpointer import PeriodicCheckpointer, sign_if_due
 from evidence_intake.service.db import Database
-from evidence_intake.service.settings import Settings
-from intake_api_support import Api, make_api, prepare_schema
+from intake_api_support import Api, fresh_postgres_database, make_api
 
 PROBLEM = "application/problem+json"
 
@@ -37,21 +35,8 @@ PROBLEM = "application/problem+json"
 @pytest.fixture
 def postgres_database(postgres_url: str) -> Iterator[str]:
     """A fresh PostgreSQL database per test (overrides the session-wide one)."""
-    import psycopg
-
-    name = f"intake_test_audit_api_{secrets.token_hex(6)}"
-    admin_url = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"{postgres_url.rpartition('/')[0]}/{name}"
-    created = Database.from_settings(Settings(database_url=url))
-    try:
-        prepare_schema(created)
-    finally:
-        created.dispose()
-    yield url
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres_database(postgres_url, "intake_test_audit_api") as url:
+        yield url
 
 
 def _with_key(api: Api) -> str:
