@@ -16,12 +16,14 @@ from .db import Database
 from .settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+# Plain attribute reads: ``async`` so that FastAPI runs them on the event loop
+# instead of handing each one to the thread pool (a thread hop per request).
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 

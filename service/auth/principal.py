@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from fastapi import Request
-from sqlalchemy import Update, or_, select, update
+from sqlalchemy import Update, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..db import Database
@@ -57,11 +57,26 @@ def _bearer(request: Request) -> str | None:
     return value.strip()
 
 
-def _active_account(session: Session, account_id: str) -> Account:
-    account = session.get(Account, account_id)
-    if account is None or account.disabled:
+# One query per credential: the token or session row and its account's role
+# and status, read as plain columns (no ORM objects to build per request).
+_TOKEN_LOOKUP = (
+    select(ApiToken.id, ApiToken.token_sha256, ApiToken.revoked_at, ApiToken.last_used_at,
+           Account.id.label("account_id"), Account.role, Account.disabled)
+    .join(Account, Account.id == ApiToken.account_id)
+    .where(ApiToken.token_sha256 == bindparam("digest"))
+)
+_SESSION_LOOKUP = (
+    select(LoginSession.id, LoginSession.token_sha256, LoginSession.ended_at,
+           LoginSession.expires_at, LoginSession.last_seen_at,
+           Account.id.label("account_id"), Account.role, Account.disabled)
+    .join(Account, Account.id == LoginSession.account_id)
+    .where(LoginSession.token_sha256 == bindparam("digest"))
+)
+
+
+def _check_active(disabled: bool) -> None:
+    if disabled:
         raise AuthenticationError("this account is disabled")
-    return account
 
 
 # A "last used" write still owed after the read-only lookup: (statement) or None.
@@ -72,10 +87,10 @@ def _from_token(session: Session, token: str, now: datetime) -> tuple[Principal,
     if not token.startswith(API_TOKEN_PREFIX):
         raise AuthenticationError("invalid or revoked API token")
     digest = token_digest(token)
-    row = session.scalars(select(ApiToken).where(ApiToken.token_sha256 == digest)).one_or_none()
+    row = session.execute(_TOKEN_LOOKUP, {"digest": digest}).one_or_none()
     if row is None or row.revoked_at is not None or not digests_equal(row.token_sha256, digest):
         raise AuthenticationError("invalid or revoked API token")
-    account = _active_account(session, row.account_id)
+    _check_active(row.disabled)
     touch: _Touch = None
     if row.last_used_at is None or now - row.last_used_at > _TOUCH_INTERVAL:
         # Never moves the time backwards if a concurrent request wrote a later one.
@@ -83,14 +98,13 @@ def _from_token(session: Session, token: str, now: datetime) -> tuple[Principal,
                  .where(ApiToken.id == row.id,
                         or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < now))
                  .values(last_used_at=now))
-    return Principal(account.id, account.role, "token", row.id), touch
+    return Principal(row.account_id, Role(row.role), "token", row.id), touch
 
 
 def _from_session(request: Request, session: Session, settings: Settings,
                   cookie: str, now: datetime) -> tuple[Principal, _Touch]:
     digest = token_digest(cookie)
-    row = session.scalars(
-        select(LoginSession).where(LoginSession.token_sha256 == digest)).one_or_none()
+    row = session.execute(_SESSION_LOOKUP, {"digest": digest}).one_or_none()
     if (row is None or row.ended_at is not None or row.expires_at <= now
             or now - row.last_seen_at > timedelta(seconds=settings.session_idle_seconds)
             or not digests_equal(row.token_sha256, digest)):
@@ -100,22 +114,23 @@ def _from_session(request: Request, session: Session, settings: Settings,
         expected = csrf_token_for(settings.secret_key_bytes(), digest)
         if not hmac.compare_digest(sent.encode("utf-8", "replace"), expected.encode("ascii")):
             raise CSRFError(f"send the session's CSRF token in the {CSRF_HEADER} header")
-    account = _active_account(session, row.account_id)
+    _check_active(row.disabled)
     touch: _Touch = None
     if now - row.last_seen_at > _TOUCH_INTERVAL:
         touch = (update(LoginSession)
                  .where(LoginSession.id == row.id, LoginSession.last_seen_at < now)
                  .values(last_seen_at=now))
-    return Principal(account.id, account.role, "session", row.id), touch
+    return Principal(row.account_id, Role(row.role), "session", row.id), touch
 
 
-def authenticate(request: Request, session: Session, settings: Settings) -> Principal | None:
+def authenticate(request: Request, settings: Settings) -> Principal | None:
     """The caller's principal, None if anonymous; raises if credentials are bad.
 
-    The lookups run in a read-only session (on SQLite a deferred transaction,
+    Blocking (database I/O): call it from a worker thread. The lookup (one
+    query) runs in a read-only session (on SQLite a deferred transaction,
     which does not queue behind writers); the rare "last used" update (at
-    most once a minute per credential) is then written through ``session`` in
-    a transaction of its own. Both transactions are ended before returning, so
+    most once a minute per credential) is then written in a session and
+    transaction of its own. Both transactions are ended before returning, so
     a long upload that follows holds no database lock.
     """
     now = utcnow()
@@ -131,12 +146,9 @@ def authenticate(request: Request, session: Session, settings: Settings) -> Prin
             elif cookie:
                 principal, touch = _from_session(request, reader, settings, cookie, now)
     if touch is not None:
-        try:
+        with database.session() as session:
             session.execute(touch)
             session.commit()
-        except BaseException:
-            session.rollback()
-            raise
     if principal is not None:
         request.scope.setdefault("state", {})["account_id"] = principal.account_id
     return principal

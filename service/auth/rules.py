@@ -16,11 +16,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import Route
 
-from ..deps import DbSession, SettingsDep
+from ..deps import SettingsDep
 from ..errors import AuthenticationError, PermissionDeniedError
 from ..models.accounts import Role
 from .principal import Principal, authenticate
@@ -60,8 +61,10 @@ class RequireRoles(_RuleDependency):
             raise ValueError("require() needs at least one role; use public() for anyone")
         self.rule = RouteRule(public=False, roles=roles)
 
-    def __call__(self, request: Request, session: DbSession, settings: SettingsDep) -> Principal:
-        principal = authenticate(request, session, settings)
+    async def __call__(self, request: Request, settings: SettingsDep) -> Principal:
+        # One worker-thread hop for the lookup; the rule asks for no request
+        # session of its own, so routes that need none do not open one.
+        principal = await anyio.to_thread.run_sync(authenticate, request, settings)
         if principal is None:
             raise AuthenticationError("sign in or send an API token")
         if principal.role not in self.rule.roles:
