@@ -20,15 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import Table, and_, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ...schemas.statements import RECEIPT_SCHEMA, AuditRef, Receipt, Routing, StatementSummary
 from .. import audit_hook
-from ..errors import NotFoundError
-from ..models.recipients import KeyKind, Recipient
+from ..models.recipients import KeyKind, ReceivingBody, Recipient
 from ..models.statements import (
     SealedBlob,
     Statement,
@@ -36,7 +35,6 @@ from ..models.statements import (
     StatementRecipient,
     StatementStatus,
 )
-from ..recipient_sets import active_recipients_for_bodies
 from .blobstore import FilesystemBlobStore, GarbageReport
 from .errors import InvalidStatementError, StatementNotFoundError, StatementStateError
 from .submission import SealedSubmission
@@ -44,6 +42,10 @@ from .submission import SealedSubmission
 ACTION_SEALED = "statement.sealed"
 ACTION_WITHDRAWN = "statement.consent_withdrawn"
 ACTION_PURGED = "statement.purged"
+_STATEMENTS: Table = Statement.__table__  # type: ignore[assignment]  # a mapped Table
+_BODIES: Table = StatementBody.__table__  # type: ignore[assignment]
+_BLOBS: Table = SealedBlob.__table__  # type: ignore[assignment]
+_RECIPIENTS: Table = StatementRecipient.__table__  # type: ignore[assignment]
 # Placeholders replaced in the same transaction once the audit entry exists.
 _PENDING_SEQ = -1
 _PENDING_HASH = "0" * 64
@@ -52,12 +54,47 @@ _PENDING_HASH = "0" * 64
 # ------------------------------------------------------------------ helpers
 
 
-def active_keys(session: Session, body_ids: Sequence[str]) -> dict[str, list[Recipient]]:
-    """The active recipient rows of each consented body; an unknown body is a 422."""
-    try:
-        return active_recipients_for_bodies(session, list(body_ids))
-    except NotFoundError as err:
-        raise InvalidStatementError(err.detail, field="record.sealed.consent.sharing") from None
+class ActiveKey(NamedTuple):
+    """An active recipient of a consented body, as the seal plan reads it."""
+
+    id: str
+    body_id: str
+    recipient: str
+    kind: KeyKind
+    fingerprint: str
+
+
+# The requested bodies with their active keys, in one query: a body without an
+# active key comes back once with NULL key columns, an unknown body not at all.
+_ACTIVE_KEYS = (
+    select(ReceivingBody.id.label("requested"), Recipient.id, Recipient.body_id,
+           Recipient.recipient, Recipient.kind, Recipient.fingerprint)
+    .select_from(ReceivingBody)
+    .outerjoin(Recipient, and_(Recipient.body_id == ReceivingBody.id,
+                               Recipient.retired_at.is_(None)))
+    .where(ReceivingBody.id.in_(bindparam("bodies", expanding=True)))
+    .order_by(Recipient.created_at, Recipient.id)
+)
+
+
+def active_keys(session: Session, body_ids: Sequence[str]) -> dict[str, list[ActiveKey]]:
+    """The active keys of each consented body; an unknown body is a 422.
+
+    The same answer as :func:`recipient_sets.active_recipients_for_bodies`,
+    read as plain rows in one query, since every submission asks.
+    """
+    wanted = list(dict.fromkeys(body_ids))
+    out: dict[str, list[ActiveKey]] = {}
+    for row in session.execute(_ACTIVE_KEYS, {"bodies": wanted}):
+        keys = out.setdefault(row.requested, [])
+        if row.id is not None:
+            keys.append(ActiveKey(row.id, row.body_id, row.recipient, KeyKind(row.kind),
+                                  row.fingerprint))
+    missing = [b for b in wanted if b not in out]
+    if missing:
+        raise InvalidStatementError(f"no such receiving body: {', '.join(sorted(missing))}",
+                                    field="record.sealed.consent.sharing")
+    return {body_id: out[body_id] for body_id in wanted}
 
 
 def _audit(session: Session, *, actor: str, action: str, subject: str,
@@ -74,6 +111,12 @@ def latest_checkpoint(session: Session) -> str | None:
     from .. import auditlog
 
     return auditlog.latest_checkpoint(session)
+
+
+def _insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """One INSERT for all ``rows`` (none: no statement, never an empty INSERT)."""
+    if rows:
+        session.execute(insert(table), rows)
 
 
 def _load(session: Session, statement_id: str) -> Statement:
@@ -127,46 +170,54 @@ def commit_submission(session: Session, sealed: SealedSubmission, *, actor: str,
     # The latest checkpoint cannot cover the entry about to be appended, so it
     # is read first; the audit append, which locks the log's head until the
     # commit, comes last so that concurrent submissions wait on it briefly.
+    # The rows go in as plain INSERTs (one statement per table): nothing here
+    # needs the ORM's unit of work, whose bookkeeping cost more than the SQL.
     checkpoint = latest_checkpoint(session)
-    statement = Statement(
-        id=routing.record_id,
-        created_at=routing.created_at,
-        counsellor_id=routing.counsellor_account_id,
-        amends_id=routing.amends,
-        status=StatementStatus.active,
-        priority=routing.priority,
-        restricted=routing.restricted,
-        routing_json=routing.model_dump_json(by_alias=True, exclude_none=True),
-        audit_seq=_PENDING_SEQ,
-        audit_entry_hash=_PENDING_HASH,
-    )
-    session.add(statement)
-    session.flush()
-    for body in routing.bodies:
-        session.add(StatementBody(statement_id=statement.id, body_id=body.body_id,
-                                  key_kind=KeyKind(body.key_kind)))
-    for kind, refs in sealed.blobs.items():
-        for part, ref in enumerate(refs):
-            session.add(SealedBlob(statement_id=statement.id, key_kind=kind, part=part,
-                                   sha256=ref.sha256, size=ref.size))
-    seen: set[str] = set()
+    statement_id = routing.record_id
+    session.execute(insert(_STATEMENTS), [{
+        "id": statement_id,
+        "created_at": routing.created_at,
+        "counsellor_id": routing.counsellor_account_id,
+        "amends_id": routing.amends,
+        "status": StatementStatus.active,
+        "priority": routing.priority,
+        "restricted": routing.restricted,
+        "routing_json": routing.model_dump_json(by_alias=True, exclude_none=True),
+        "audit_seq": _PENDING_SEQ,
+        "audit_entry_hash": _PENDING_HASH,
+    }])
+    _insert_rows(session, _BODIES, [
+        {"statement_id": statement_id, "body_id": body.body_id,
+         "key_kind": KeyKind(body.key_kind)}
+        for body in routing.bodies])
+    _insert_rows(session, _BLOBS, [
+        {"statement_id": statement_id, "key_kind": kind, "part": part, "sha256": ref.sha256,
+         "size": ref.size, "purged": False}
+        for kind, refs in sealed.blobs.items() for part, ref in enumerate(refs)])
+    recipients: dict[str, KeyKind] = {}
     for group in sealed.plan.groups:
         for key in group.keys:
-            if key.recipient_id not in seen:
-                seen.add(key.recipient_id)
-                session.add(StatementRecipient(statement_id=statement.id,
-                                               recipient_id=key.recipient_id,
-                                               key_kind=key.kind))
-    session.flush()
+            recipients.setdefault(key.recipient_id, key.kind)
+    _insert_rows(session, _RECIPIENTS, [
+        {"statement_id": statement_id, "recipient_id": recipient_id, "key_kind": kind}
+        for recipient_id, kind in recipients.items()])
     audit = _audit(session, actor=actor, action=ACTION_SEALED, subject=routing.record_id,
                    details=details)
-    statement.audit_seq = audit.seq
-    statement.audit_entry_hash = audit.entry_hash
-    session.flush()
+    session.execute(update(_STATEMENTS).where(_STATEMENTS.c.id == statement_id).values(
+        audit_seq=audit.seq, audit_entry_hash=audit.entry_hash))
     if before_commit is not None:
         before_commit()
     session.commit()
-    return _receipt(statement, routing, audit, checkpoint)
+    return Receipt(
+        schema_=RECEIPT_SCHEMA,
+        statement_id=statement_id,
+        created_at=routing.created_at,
+        amends=routing.amends,
+        status=StatementStatus.active.value,
+        copies=_copies(routing),
+        audit=audit,
+        checkpoint=checkpoint,
+    )
 
 
 # ------------------------------------------------------------------ reading

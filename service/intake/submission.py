@@ -24,6 +24,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -262,17 +263,26 @@ class Submission:
             priority=record.routing.priority,
             restricted=record.routing.restricted,
         )
-        # The record size is measured on the very bytes that are sealed. Writing
-        # the size into the record can lengthen it by a digit, so repeat until
-        # the figure describes itself (at most a few rounds).
-        document = _encode_record(sealed, routing)
-        while routing.sizes.record_bytes != len(document):
-            routing = routing.model_copy(update={"sizes": routing.sizes.model_copy(
-                update={"record_bytes": len(document)})})
-            document = _encode_record(sealed, routing)
+        # The record size is measured on the very bytes that are sealed, and
+        # the size is written into the record. The record is dumped once; its
+        # length with a size of N is the length with 0 plus the extra digits of
+        # N, so the size that describes itself is found by arithmetic, then
+        # checked on the bytes actually encoded.
+        payload = _record_payload(sealed, routing)
+        sizes = payload["routing"]["sizes"]
+        base = len(_encode_payload(payload)) - len(str(sizes["record_bytes"]))
+        size = base + 1
+        while base + len(str(size)) != size:
+            size = base + len(str(size))
+        sizes["record_bytes"] = size
+        document = _encode_payload(payload)
+        if len(document) != size:  # pragma: no cover - the JSON encoding is deterministic
+            raise RuntimeError("the sealed record's size does not describe itself")
+        routing = routing.model_copy(update={"sizes": routing.sizes.model_copy(
+            update={"record_bytes": size})})
         statement = seal_bytes(self.store, self._copies, document, self._pending.append,
                                self._lease)
-        del document, sealed, forms
+        del document, payload, sizes, sealed, forms
         self._text = None
 
         copies = []
@@ -336,10 +346,15 @@ def _require_type(info: PartInfo, expected: str, name: str) -> None:
             raise UnsupportedMediaError(f"the {name} part must be UTF-8", field=name)
 
 
-def _encode_record(sealed: SealedRecord, routing: Routing) -> bytes:
+def _record_payload(sealed: SealedRecord, routing: Routing) -> dict[str, Any]:
     record = StatementRecord(schema_=RECORD_SCHEMA, sealed=sealed, routing=routing)
-    return json.dumps(record.model_dump(mode="json", by_alias=True, exclude_none=True),
-                      ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    payload: dict[str, Any] = record.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return payload
+
+
+def _encode_payload(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, sort_keys=True,
+                      separators=(",", ":")).encode("utf-8")
 
 
 def decode_typed_text(record: dict[str, object]) -> bytes:
