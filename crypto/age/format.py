@@ -16,8 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, NamedTuple, Protocol
 
 from ..errors import HeaderError
 from .stanza import Stanza
@@ -75,8 +74,7 @@ def _check_argument(arg: str) -> None:
         raise HeaderError("invalid stanza argument")
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(NamedTuple):
     """A parsed header: its stanzas, the MAC, and the exact bytes the MAC covers."""
 
     stanzas: tuple[Stanza, ...]

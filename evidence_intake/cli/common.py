@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -63,6 +62,10 @@ def atomic_output(path: str | None, *, mode: int = 0o644, force: bool = True) ->
     target = Path(path)
     if not force and target.exists():
         raise CommandError(f"{path} exists; use --force to overwrite it", EXIT_USAGE)
+    # Imported here: tempfile brings shutil, random and the compression
+    # modules, which `intake seal` to stdout does not need.
+    import tempfile
+
     directory = target.parent if str(target.parent) else Path(".")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
