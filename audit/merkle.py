@@ -29,6 +29,7 @@ RootHash = NewType("RootHash", bytes)
 EMPTY_ROOT = RootHash(hashlib.sha256(b"").digest())
 
 _sha256 = hashlib.sha256
+_digest = type(_sha256()).digest
 
 
 def leaf_hash(data: bytes) -> LeafHash:
@@ -119,6 +120,75 @@ class BlobHashSource:
     @property
     def size(self) -> int:
         return len(self.levels[0]) // HASH_SIZE if self.levels else 0
+
+
+def _parents(nodes: list[bytes]) -> list[bytes]:
+    """The parent of each pair of sibling nodes; an odd last node has none yet.
+
+    ``map`` over one iterator passed twice yields (left, right) pairs, so
+    the whole level is hashed without a Python-level loop.
+    """
+    pairs = iter(nodes)
+    return list(map(_digest, map(_sha256, map(b"\x01".__add__,
+                                                map(bytes.__add__, pairs, pairs)))))
+
+
+def aligned_levels(leaves: list[bytes], start: int) -> list[bytes]:
+    """The complete subtrees over the leaves ``start, start + 1, ...`` of a larger tree.
+
+    Level ``l`` of the result holds, concatenated, every node of level ``l``
+    whose leaves all lie in the range: the nodes ``ceil(start / 2^l)`` up to
+    ``floor(end / 2^l) - 1``. A node that straddles the range's edge belongs
+    to a neighbour too and is left to :func:`join_levels`. This is what a
+    verifier worker computes for its part of the log.
+    """
+    out = []
+    level, first = leaves, start
+    while level:
+        out.append(b"".join(level))
+        if first & 1:  # its sibling is left of the range
+            level, first = level[1:], first + 1
+        level, first = _parents(level), first >> 1
+    return out
+
+
+def join_levels(parts: Sequence[tuple[int, Sequence[bytes]]], size: int) -> BlobHashSource:
+    """The tree of ``size`` leaves from :func:`aligned_levels` of consecutive ranges.
+
+    ``parts`` are ``(start, levels)`` in leaf order, covering leaves
+    0..size-1 without gaps. The nodes that straddle two parts are hashed here
+    from the level below: O(log n) hashes per seam.
+    """
+    below = b""
+    out: list[bytes] = []
+    level = 0
+    while True:
+        count = size >> level  # complete nodes at this level
+        pieces: list[bytes] = []
+        pos = 0
+        for start, levels in parts:
+            if level >= len(levels) or not levels[level]:
+                continue
+            first = -(-start >> level)  # ceil(start / 2^level)
+            if first > pos:
+                if not level:
+                    raise ValueError(f"leaves {pos}..{first - 1} are missing")
+                pieces.append(hash_level(below[2 * pos * HASH_SIZE : 2 * first * HASH_SIZE]))
+            elif first < pos:
+                raise ValueError("the parts overlap or are out of order")
+            pieces.append(levels[level])
+            pos = first + len(levels[level]) // HASH_SIZE
+        if pos < count:
+            if not level:
+                raise ValueError(f"leaves {pos}..{count - 1} are missing")
+            pieces.append(hash_level(below[2 * pos * HASH_SIZE : 2 * count * HASH_SIZE]))
+        below = b"".join(pieces)
+        if len(below) != count * HASH_SIZE:
+            raise ValueError("a part holds more nodes than the tree")
+        out.append(below)
+        if count <= 1:
+            return BlobHashSource(out)
+        level += 1
 
 
 def complete_levels(levels: Sequence[bytes]) -> BlobHashSource:

@@ -21,15 +21,18 @@ checkpoint it verified last time. From those it establishes that
 
 The export format is documented in docs/formats/audit-log.md.
 
-Speed (1M entries, bench/audit.py): the file is read in 8 MB blocks and
-checked CHUNK entries at a time. A chunk is decoded with one ``json.loads``
-and re-encoded with one canonical ``json.dumps`` (the canonical check,
-about two thirds of the time); the fields are checked with ``map``, joins
-and one regex per chunk, never an object per entry; each chunk's Merkle
-subtrees are hashed where it is checked, in a worker process if any, and
-the tree is kept as one byte string per level. Any chunk the fast path
-cannot vouch for is re-checked entry by entry with ``Entry.from_canonical``,
-the specification, so the fast path can only refuse, never accept more.
+Speed (1M entries, bench/audit.py): the file is cut into segments of
+SEGMENT bytes at line starts, and each segment is read and checked by a
+worker process (or in turn by this one) in blocks of BLOCK bytes. An entry
+line is proven canonical without decoding it, by one regular-expression
+scan per block (:class:`entry_scan.EntryScanner`, which accepts only bytes
+the exact validator accepts); a line it is unsure of goes to
+``Entry.from_canonical``, the specification. The hashes are computed with
+``map`` (no Python loop per line), the chain is compared a block at a time
+as hex strings, and a segment returns only its chain ends and the complete
+Merkle subtrees inside it; the subtrees that straddle two segments are
+hashed here. A log that fails is read once more, streaming, by
+:func:`_diagnose`, to name the first broken link.
 """
 
 from __future__ import annotations
@@ -38,27 +41,16 @@ import hashlib
 import hmac
 import json
 import multiprocessing
-import operator
 import os
-import re
-from collections import deque
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import chain, repeat
-from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import NoReturn
 
 from . import merkle
 from .checkpoint import Checkpoint, open_checkpoint
-from .entry import (
-    ENTRY_KEYS,
-    GENESIS_PREV,
-    MAX_SAFE_INTEGER,
-    Entry,
-    canonical_text,
-    encode_canonical,
-)
+from .entry import GENESIS_PREV, Entry, encode_canonical
+from .entry_scan import EntryScanner
 from .errors import (
     AuditError,
     CheckpointMismatchError,
@@ -75,25 +67,15 @@ from .errors import (
 from .note import NoteVerifier
 
 CHECKPOINT_PREFIX = b'{"checkpoint":'
-# Whole-chunk forms of the entry's time and action patterns, one per line.
-_TIMES = re.compile(r"(?:\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z\n)*")
-_ACTIONS = re.compile(r"(?:[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+\n)*")
-# Entries per chunk: a power of two, so that every complete Merkle subtree
-# up to this size lies inside one chunk and a worker can hash it.
-CHUNK = 4096
-BLOCK = 8 << 20  # bytes read at a time
+SEGMENT = 16 << 20  # bytes of the file per worker task
+BLOCK = 256 << 10  # bytes read at a time: a block stays in the CPU cache while it is checked
 PARALLEL_MIN_BYTES = 64 << 20
 _sha256 = hashlib.sha256
-_FIELDS = operator.itemgetter("action", "actor", "details", "seq", "subject", "time")
-_PREV = operator.itemgetter("prev")
-_SEQ = operator.itemgetter("seq")
-# Maps every digit to "0" and every byte that can precede a number token in
-# canonical JSON (":", ",", "[", and "-" inside one) to ":", all else to "x":
-# a number of 16 or more digits then shows up as ":" followed by 16 "0"s.
-_NUMBER_SHAPE = bytes(
-    ord("0") if chr(b).isdigit() and b < 128 else ord(":") if b in b":,[-" else ord("x")
-    for b in range(256))
-_LONG_NUMBER = b":" + b"0" * 16
+_digest = type(_sha256()).digest
+_GENESIS = GENESIS_PREV.encode("ascii")
+# The shortest entry line there can be: bounds the number of entries in a file.
+_MIN_ENTRY_LINE = len(Entry(seq=0, time="0000-00-00T00:00:00Z", actor="x",
+                            action="a.b").canonical_bytes()) + 1
 
 
 def checkpoint_line(note: str) -> bytes:
@@ -116,192 +98,187 @@ class VerifyResult:
                 "consistent_with": [c.to_json() for c in self.witnessed]}
 
 
-class _FastPathRefusedError(Exception):
-    """The quick chunk check could not vouch for a chunk; check it entry by entry."""
+class _Reader:
+    """Reads whole lines of ``path`` from ``start`` (a line start) to ``end``, BLOCK at a time.
 
-
-def _refuse(_: str) -> NoReturn:
-    raise _FastPathRefusedError
-
-
-def _safe_int(text: str) -> int:
-    value = int(text)
-    if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-        raise _FastPathRefusedError
-    return value
-
-
-def _read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    with path.open("rb") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.endswith(b"\n"):
-                raise LogFormatError(f"line {number} does not end with a newline")
-            yield number, line[:-1]
-
-
-def _fast_chunk_ok(chunk: Sequence[bytes]) -> list[dict[str, object]]:
-    """Decode a chunk at C speed and prove it canonical, or raise _FastPathRefusedError.
-
-    The joined chunk must be ASCII (so no non-ASCII key slips through), decode
-    without floats, NaN or integers past 2^53, and re-encode to exactly the
-    same bytes (which also refuses duplicate keys: the decoded object would
-    be shorter), hold one object per line, and its fields must pass the
-    checks of ``Entry.validate``. Anything unusual falls back to the exact
-    per-entry validator, which is the specification.
+    Iterating yields ``(block, lines)``: the block's bytes (whole lines, each
+    ending in a newline) and its lines without the newlines. A raw newline
+    only ever ends a line: inside a JSON string it is escaped. Afterwards
+    ``rest`` holds what followed the last newline (non-empty only for a file
+    whose last line is unterminated).
     """
-    joined = b"[" + b",".join(chunk) + b"]"
-    if not joined.isascii():
-        raise _FastPathRefusedError
-    text = joined.decode("ascii")
-    # Integers of up to 15 digits are inside +-(2^53-1) and need no hook;
-    # only a chunk that might hold a longer one pays for checking each.
-    parse_int = _safe_int if _LONG_NUMBER in joined.translate(_NUMBER_SHAPE) else None
-    try:
-        objs = json.loads(text, parse_float=_refuse, parse_constant=_refuse,
-                          parse_int=parse_int)
-        again = canonical_text(objs)
-    except ValueError as err:
-        raise _FastPathRefusedError from err
-    if again != text or type(objs) is not list or len(objs) != len(chunk):
-        raise _FastPathRefusedError
-    # The field checks of Entry.validate, done per chunk with C-speed
-    # primitives (map, join, one anchored regex for every time stamp or
-    # action of the chunk at once); joining fails on a non-string.
-    try:
-        # dict.keys refuses a non-dict; operator.eq compares key views to the set.
-        if not all(map(operator.eq, map(dict.keys, objs), repeat(ENTRY_KEYS))):
-            raise _FastPathRefusedError
-        actions, actors, details, seqs, subjects, times = zip(*map(_FIELDS, objs),
-                                                              strict=True)
-        joined_times = "\n".join(times) + "\n"
-        joined_actions = "\n".join(actions) + "\n"
-        "".join(actors)
-        "".join(chain.from_iterable(map(dict.values, subjects)))
-    except (TypeError, AttributeError) as err:
-        raise _FastPathRefusedError from err
-    # A value with an embedded newline would add a line: count them too.
-    # type() is exact: a bool is not an int here.
-    if not (joined_times.count("\n") == joined_actions.count("\n") == len(objs)
-            and _TIMES.fullmatch(joined_times) and _ACTIONS.fullmatch(joined_actions)
-            and min(map(len, actors)) > 0 and max(map(len, actors)) <= 200
-            and set(map(type, seqs)) == {int} and min(seqs) >= 0
-            and set(map(type, details)) == {dict} and set(map(type, subjects)) == {dict}):
-        raise _FastPathRefusedError
-    return objs
+
+    def __init__(self, path: Path | str, start: int = 0, end: int | None = None) -> None:
+        self.path, self.start, self.end = path, start, end
+        self.rest = b""
+
+    def __iter__(self) -> Iterator[tuple[bytes, list[bytes]]]:
+        with open(self.path, "rb") as handle:
+            handle.seek(self.start)
+            left = self.end - self.start if self.end is not None else -1
+            rest = b""
+            while left:
+                data = handle.read(BLOCK if left < 0 else min(BLOCK, left))
+                if not data:
+                    break
+                left -= len(data) if left > 0 else 0
+                block = rest + data if rest else data
+                cut = block.rfind(b"\n") + 1
+                rest = block[cut:]
+                if cut:
+                    block = block[:cut] if rest else block
+                    lines = block.split(b"\n")
+                    lines.pop()  # the empty string after the last newline
+                    yield block, lines
+            self.rest = rest
 
 
-def _exact_chunk(chunk: Sequence[bytes], numbers: Sequence[int]) -> list[dict[str, object]]:
-    out = []
-    for line, number in zip(chunk, numbers, strict=True):
+@dataclass
+class _Block:
+    """The entry lines of one block, checked: what :func:`_scan` found."""
+
+    entries: list[bytes]
+    numbers: list[int] | None  # line numbers, or None: first, first + 1, ...
+    prevs: list[bytes]  # hex, as in each entry
+    seqs: list[int]
+    error: tuple[int, EntryFormatError] | None  # (index, why) of the first bad entry
+
+
+def _scan(scanner: EntryScanner, block: bytes, lines: list[bytes], first: int,
+          notes: list[tuple[int, bytes]]) -> _Block:
+    """Check the entry lines of a block; its checkpoint lines go to ``notes``.
+
+    ``first`` is the number of the block's first line. If ``error`` is set,
+    ``prevs`` and ``seqs`` stop at that entry.
+    """
+    entries, numbers = lines, None
+    # A checkpoint line never matches, so when every line does there is none
+    # and the block need not be searched for one.
+    found = scanner.match_lines(block, len(lines))
+    if found is None and CHECKPOINT_PREFIX in block:
+        entries, numbers = [], []
+        for number, line in enumerate(lines, first):
+            if line.startswith(CHECKPOINT_PREFIX):
+                notes.append((number, line))
+            else:
+                entries.append(line)
+                numbers.append(number)
+        found = scanner.match_lines(block, len(entries))
+    if found is not None:
+        prevs, seqs = zip(*found, strict=True) if found else ((), ())
+        return _Block(entries, numbers, list(prevs), list(map(int, seqs)), None)
+    prev_list: list[bytes] = []
+    seq_list: list[int] = []
+    for i, line in enumerate(entries):
+        one = scanner.match(line)
+        if one is not None:
+            prev_list.append(one[0])
+            seq_list.append(int(one[1]))
+            continue
         try:
-            out.append(Entry.from_canonical(line).to_json())
+            entry = Entry.from_canonical(line)
         except EntryFormatError as err:
-            raise EntryFormatError(str(err), line=number) from err
-    return out
-
-
-def _diagnose(path: Path) -> NoReturn:
-    """Re-read the log entry by entry and raise the most specific chain error."""
-    lines: list[tuple[int, bytes]] = [
-        (n, line) for n, line in _read_lines(path) if not line.startswith(CHECKPOINT_PREFIX)]
-    entries = _exact_chunk([line for _, line in lines], [n for n, _ in lines])
-    seqs = [int(str(e["seq"])) for e in entries]
-    all_present = sorted(seqs) == list(range(len(seqs)))
-    expected_prev = GENESIS_PREV
-    for i, (entry, (number, line)) in enumerate(zip(entries, lines, strict=True)):
-        seq, prev = seqs[i], str(entry["prev"])
-        if seq != i:
-            if all_present:
-                raise ReorderedEntryError(
-                    f"line {number}: entry {seq} stands where entry {i} belongs: reordered",
-                    seq=i, expected=f"seq {i}", found=f"seq {seq}", line=number)
-            if seq > i and i not in seqs[i:]:
-                raise DeletedEntryError(
-                    f"line {number}: entries {i}..{seq - 1} are missing: deleted "
-                    f"(entry {seq} records prev {prev}, the entry before the gap hashes "
-                    f"to {expected_prev})",
-                    seq=i, expected=prev, found=expected_prev, line=number)
-            raise InsertedEntryError(
-                f"line {number}: entry number {seq} at position {i} does not belong: inserted",
-                seq=seq, expected=f"seq {i}", found=f"seq {seq}", line=number)
-        if prev != expected_prev:
-            raise ModifiedEntryError(
-                f"line {number}: entry {i - 1} was modified (or entry {i}'s prev): "
-                f"entry {i} records prev {prev}, entry {i - 1} hashes to {expected_prev}",
-                seq=i - 1, expected=prev, found=expected_prev, line=number)
-        expected_prev = _sha256(line).hexdigest()
-    raise LogFormatError("the chain check failed but no broken link was found on re-reading")
+            return _Block(entries, numbers, prev_list, seq_list, (i, err))
+        scanner.learn(entry)
+        prev_list.append(entry.prev.encode("ascii"))
+        seq_list.append(entry.seq)
+    return _Block(entries, numbers, prev_list, seq_list, None)
 
 
 @dataclass(frozen=True)
-class _Chunk:
-    """What one chunk of entry lines contributes: its chain ends and its subtrees."""
+class _Segment:
+    """What one segment of the file contributes: its chain ends and its subtrees."""
 
-    first_seq: int
-    first_prev: str
-    last_hash: str
-    levels: list[bytes]  # merkle.complete_levels over the chunk's leaf hashes
+    lines: int  # lines in the segment, entries and checkpoints
+    notes: list[tuple[int, bytes]]  # (line number in the segment, line) of checkpoints
+    ok: bool = True  # every entry canonical and chained to the one before it
+    first_seq: int = 0
+    first_prev: bytes = b""  # hex, as in the entry
+    last_hash: bytes = b""  # hex SHA-256 of the last entry line
+    levels: list[bytes] = field(default_factory=list)  # merkle.aligned_levels
+    unterminated: bool = False  # the file ends inside this segment without a newline
+
+    @property
+    def entries(self) -> int:
+        return len(self.levels[0]) // merkle.HASH_SIZE if self.levels else 0
 
 
-def _check_chunk(chunk: list[bytes]) -> _Chunk | None:
-    """Validate and hash a chunk of entry lines; None if anything is wrong.
+def _check_segment(path: str, start: int, end: int | None, scanner: EntryScanner) -> _Segment:
+    """Validate, chain and hash the entries of one segment.
 
-    A None sends the verifier to :func:`_diagnose`, which re-reads the whole
-    log entry by entry and names the problem, so this function needs no line
-    numbers and can run in a worker process.
+    A segment that is not ``ok`` sends the verifier to :func:`_diagnose`,
+    which re-reads the log and names the problem, so this function needs no
+    more than a flag and can run in a worker process.
     """
-    try:
-        objs = _fast_chunk_ok(chunk)
-    except _FastPathRefusedError:
-        try:
-            objs = [Entry.from_canonical(line).to_json() for line in chunk]
-        except EntryFormatError:
-            return None
-    first = objs[0]["seq"]
-    if type(first) is not int or list(map(_SEQ, objs)) != list(
-            range(first, first + len(objs))):
-        return None
-    hashes = [_sha256(line).hexdigest() for line in chunk]
-    if list(map(_PREV, objs[1:])) != hashes[:-1]:
-        return None
-    leaves = b"".join([_sha256(b"\x00" + line).digest() for line in chunk])
-    return _Chunk(first, str(objs[0]["prev"]), hashes[-1],
-                  merkle.complete_levels([leaves]).levels)
+    reader = _Reader(path, start, end)
+    notes: list[tuple[int, bytes]] = []
+    leaves: list[bytes] = []
+    lines = 0
+    first_seq = next_seq = -1
+    first_prev = b""
+    last = b""  # digest of the entry before the block
+    for block, block_lines in reader:
+        scanned = _scan(scanner, block, block_lines, lines + 1, notes)
+        lines += len(block_lines)
+        entries, prevs, seqs = scanned.entries, scanned.prevs, scanned.seqs
+        if scanned.error is not None:
+            return _Segment(lines, notes, ok=False)
+        if not entries:
+            continue
+        count = len(entries)
+        if next_seq < 0:
+            first_seq, first_prev, next_seq = seqs[0], prevs[0], seqs[0]
+            chained = b"".join(prevs[1:])
+        else:
+            chained = b"".join(prevs)
+        digests = b"".join(map(_digest, map(_sha256, entries)))
+        # prev of each line but the segment's first is the hash before it.
+        expected = (last + digests[:-merkle.HASH_SIZE]).hex().encode("ascii")
+        if seqs != list(range(next_seq, next_seq + count)) or chained != expected:
+            return _Segment(lines, notes, ok=False)
+        next_seq += count
+        last = digests[-merkle.HASH_SIZE:]
+        leaves.extend(map(_digest, map(_sha256, map(b"\x00".__add__, entries))))
+    return _Segment(lines, notes, first_seq=first_seq, first_prev=first_prev,
+                    last_hash=last.hex().encode("ascii"),
+                    levels=merkle.aligned_levels(leaves, first_seq) if leaves else [],
+                    unterminated=bool(reader.rest))
 
 
-def _chunks(path: Path, notes: list[tuple[int, str]]) -> Iterator[list[bytes]]:
-    """The entry lines, CHUNK at a time; checkpoint lines are collected into ``notes``.
+_worker_scanner: EntryScanner | None = None
 
-    The file is read in blocks of BLOCK bytes and split at newlines (a raw
-    newline only ever ends a line: inside a JSON string it is escaped).
-    """
-    pending: list[bytes] = []
-    number = 0  # lines before this block
-    rest = b""
+
+def _start_worker() -> None:
+    global _worker_scanner  # one scanner per worker process, kept across its tasks
+    _worker_scanner = EntryScanner()
+
+
+def _check_segment_in_worker(task: tuple[str, int, int | None]) -> _Segment:
+    scanner = _worker_scanner if _worker_scanner is not None else EntryScanner()
+    return _check_segment(*task, scanner)
+
+
+def _segments(path: Path) -> list[tuple[str, int, int | None]]:
+    """``(path, start, end)`` of segments of about SEGMENT bytes, cut after a newline."""
+    size = path.stat().st_size
+    cuts = [0]
     with path.open("rb") as handle:
-        while block := handle.read(BLOCK):
-            block = rest + block if rest else block
-            cut = block.rfind(b"\n") + 1
-            rest = block[cut:]
-            lines = block[:cut].split(b"\n")
-            lines.pop()  # the empty string after the last newline
-            first, number = number + 1, number + len(lines)
-            if CHECKPOINT_PREFIX in block:
-                entries = []
-                for i, line in enumerate(lines, first):
-                    if line.startswith(CHECKPOINT_PREFIX):
-                        notes.append((i, _parse_checkpoint_line(line, i)))
-                    else:
-                        entries.append(line)
-                lines = entries
-            pending.extend(lines)
-            while len(pending) >= CHUNK:
-                yield pending[:CHUNK]
-                del pending[:CHUNK]
-    if rest:
-        raise LogFormatError(f"line {number + 1} does not end with a newline")
-    if pending:
-        yield pending
+        for approx in range(SEGMENT, size, SEGMENT):
+            if approx <= cuts[-1]:
+                continue
+            handle.seek(approx - 1)
+            # Cut after the first newline at or after approx - 1.
+            pos = approx - 1
+            while piece := handle.read(1 << 16):
+                newline = piece.find(b"\n")
+                if newline >= 0:
+                    cuts.append(pos + newline + 1)
+                    break
+                pos += len(piece)
+            else:
+                break
+    bounds: list[int | None] = [*cuts[1:], None]
+    return [(str(path), a, b) for a, b in zip(cuts, bounds, strict=True) if a != b]
 
 
 def default_workers(path: Path) -> int:
@@ -316,28 +293,22 @@ def default_workers(path: Path) -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
-def _serial(chunks: Iterator[list[bytes]]) -> Generator[_Chunk | None]:
-    yield from map(_check_chunk, chunks)
+def _check_segments(path: Path, workers: int) -> Generator[_Segment]:
+    """:func:`_check_segment` of every segment, in order, in ``workers`` processes.
 
-
-def _parallel(chunks: Iterator[list[bytes]], workers: int) -> Generator[_Chunk | None]:
-    """``map(_check_chunk, chunks)`` in ``workers`` processes, in order.
-
-    At most 4 chunks per worker are in flight, so memory stays bounded
-    however big the log (``Pool.imap`` would read the whole file ahead).
+    The workers read the file themselves: only offsets go to them and only
+    chain ends and subtree hashes (64 bytes an entry) come back.
     """
-    pool = multiprocessing.get_context("spawn").Pool(workers)
-    try:
-        window: deque[AsyncResult[_Chunk | None]] = deque()
-        for chunk in chunks:
-            window.append(pool.apply_async(_check_chunk, (chunk,)))
-            if len(window) >= 4 * workers:
-                yield window.popleft().get()
-        while window:
-            yield window.popleft().get()
-    finally:
-        pool.terminate()
-        pool.join()
+    tasks = _segments(path)
+    if workers <= 1 or len(tasks) <= 1:
+        scanner = EntryScanner()
+        for task in tasks:
+            yield _check_segment(*task, scanner)
+        return
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(min(workers, len(tasks)), initializer=_start_worker) as pool:
+        yield from pool.imap(_check_segment_in_worker, tasks)
+        # Leaving the block early (a failed segment) terminates the workers.
 
 
 def read_log(path: Path, *, workers: int = 1
@@ -355,34 +326,124 @@ def read_tree(path: Path, *, workers: int = 1
     Merkle tree of the entries and the (line number, note) of every
     checkpoint line.
 
-    With ``workers`` > 1, chunks are checked in that many processes (see
-    :func:`default_workers`); the chain is stitched across chunk boundaries
-    here either way.
+    With ``workers`` > 1, segments are checked in that many processes (see
+    :func:`default_workers`); the chain is stitched across segments here
+    either way.
     """
-    parts: list[list[bytes]] = [[]]
+    parts: list[tuple[int, list[bytes]]] = []
     notes: list[tuple[int, str]] = []
-    expected_prev = GENESIS_PREV
-    size = 0
-    # Chunk levels 0..shared hold only subtrees that no chunk boundary cuts.
-    shared = (CHUNK & -CHUNK).bit_length()
-    chunks = _chunks(path, notes)
-    results = _parallel(chunks, workers) if workers > 1 else _serial(chunks)
+    expected_prev = _GENESIS
+    size = lines = 0
+    broken = False
+    results = _check_segments(path, workers)
     try:
-        for result in results:
-            if result is None or result.first_seq != size or (
-                    result.first_prev != expected_prev):
-                _diagnose(path)
-            expected_prev = result.last_hash
-            size += len(result.levels[0]) // merkle.HASH_SIZE
-            # Every chunk but the last holds CHUNK entries, so its complete
-            # subtrees of up to 2^(shared-1) leaves are the tree's, in order.
-            levels = result.levels[:shared]
-            parts.extend([] for _ in range(len(levels) - len(parts)))
-            for part, level in zip(parts, levels, strict=False):
-                part.append(level)
+        for segment in results:
+            for number, line in segment.notes:
+                notes.append((lines + number, _parse_checkpoint_line(line, lines + number)))
+            linked = segment.first_seq == size and segment.first_prev == expected_prev
+            if not segment.ok or (segment.entries and not linked):
+                broken = True
+                break
+            if segment.entries:
+                parts.append((size, segment.levels))
+                size += segment.entries
+                expected_prev = segment.last_hash
+            lines += segment.lines
+            if segment.unterminated:
+                raise LogFormatError(f"line {lines + 1} does not end with a newline")
     finally:
-        results.close()  # stops the workers at once if a chunk failed
-    return merkle.complete_levels([b"".join(part) for part in parts]), notes
+        results.close()  # stops the workers at once if a segment failed
+    if broken:
+        _diagnose(path)
+    return merkle.join_levels(parts, size), notes
+
+
+def _diagnose(path: Path) -> NoReturn:
+    """Re-read the log, streaming, and raise the most specific error.
+
+    The verdict is what checking entry by entry gives: the first line (in
+    file order) that is not a canonical entry; else the first position
+    where the sequence number or the prev breaks, named reordered (the
+    numbers are a permutation), deleted (the missing number appears nowhere
+    later) or inserted, or modified (a prev that does not match). Memory is
+    one block and one byte per entry the file could hold at most.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        handle.seek(max(0, size - 1))
+        unterminated = size > 0 and handle.read(1) != b"\n"
+    if unterminated:
+        reader = _Reader(path)
+        lines = sum(len(block_lines) for _, block_lines in reader)
+        raise LogFormatError(f"line {lines + 1} does not end with a newline")
+    scanner = EntryScanner()
+    seen = bytearray(size // _MIN_ENTRY_LINE + 1)  # seen[s]: some entry has seq s
+    repeated = False
+    largest = -1
+    index = 0  # entries so far
+    last = b""  # digest of the entry before the block
+    broken: tuple[int, int, str, str, int] | None = None  # position, seq, prev, hash, line
+    lines = 0
+    notes: list[tuple[int, bytes]] = []
+    for block, block_lines in _Reader(path):
+        scanned = _scan(scanner, block, block_lines, lines + 1, notes)
+        entries, numbers, prevs, seqs = (scanned.entries, scanned.numbers, scanned.prevs,
+                                         scanned.seqs)
+        first_line = lines + 1
+        lines += len(block_lines)
+        notes.clear()
+        if scanned.error is not None:
+            bad, err = scanned.error
+            number = numbers[bad] if numbers is not None else first_line + bad
+            raise EntryFormatError(str(err), line=number) from err
+        if not entries:
+            continue
+        count = len(entries)
+        low = seqs[0]
+        if seqs == list(range(low, low + count)) and low + count <= len(seen):
+            repeated = repeated or seen.find(1, low, low + count) >= 0
+            seen[low : low + count] = bytes([1]) * count
+        else:
+            for seq in seqs:
+                if seq < len(seen):
+                    repeated = repeated or seen[seq] == 1
+                    seen[seq] = 1
+        largest = max(largest, max(seqs))
+        digests = b"".join(map(_digest, map(_sha256, entries)))
+        # The prev each line should record: the hash of the entry before it.
+        hashes = (last.hex() if index else GENESIS_PREV) + digests[:-32].hex()
+        if broken is None and (seqs != list(range(index, index + count))
+                               or b"".join(prevs) != hashes.encode("ascii")):
+            for k, (at_seq, at_prev) in enumerate(zip(seqs, prevs, strict=True)):
+                should_be = hashes[64 * k : 64 * k + 64]
+                if at_seq != index + k or at_prev != should_be.encode("ascii"):
+                    number = numbers[k] if numbers is not None else first_line + k
+                    broken = (index + k, at_seq, at_prev.decode("ascii"), should_be, number)
+                    break
+        index += count
+        last = digests[-32:]
+    if broken is None:
+        raise LogFormatError("the chain check failed but no broken link was found on re-reading")
+    i, seq, prev, expected_prev, number = broken
+    if seq != i:
+        if not repeated and largest < index:  # the numbers are a permutation of 0..n-1
+            raise ReorderedEntryError(
+                f"line {number}: entry {seq} stands where entry {i} belongs: reordered",
+                seq=i, expected=f"seq {i}", found=f"seq {seq}", line=number)
+        # Positions before i hold 0..i-1, so "i nowhere later" is "i nowhere".
+        if seq > i and not seen[i]:
+            raise DeletedEntryError(
+                f"line {number}: entries {i}..{seq - 1} are missing: deleted "
+                f"(entry {seq} records prev {prev}, the entry before the gap hashes "
+                f"to {expected_prev})",
+                seq=i, expected=prev, found=expected_prev, line=number)
+        raise InsertedEntryError(
+            f"line {number}: entry number {seq} at position {i} does not belong: inserted",
+            seq=seq, expected=f"seq {i}", found=f"seq {seq}", line=number)
+    raise ModifiedEntryError(
+        f"line {number}: entry {i - 1} was modified (or entry {i}'s prev): "
+        f"entry {i} records prev {prev}, entry {i - 1} hashes to {expected_prev}",
+        seq=i - 1, expected=prev, found=expected_prev, line=number)
 
 
 def _parse_checkpoint_line(line: bytes, number: int) -> str:

@@ -1,8 +1,10 @@
-"""The verifier's block reading, integer pre-scan and byte-string Merkle levels."""
+"""The verifier's block and segment reading, its fast path's limits and the
+byte-string Merkle levels that segments hash and the verifier joins."""
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 from conftest import ORIGIN, fill, write
 from evidence_intake.audit import merkle, verify
 from evidence_intake.audit.entry import Entry
+from evidence_intake.audit.entry_scan import EntryScanner
 from evidence_intake.audit.errors import (
     EntryFormatError,
     InvalidSignatureError,
@@ -52,13 +55,47 @@ def test_blob_levels_refuse_missing_nodes() -> None:
         merkle.complete_levels([bytes(33)])
 
 
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 5, 8, 13, 31, 32, 33, 64, 100])
+@pytest.mark.parametrize("cuts", [(), (1,), (3,), (1, 2), (4, 8), (5, 6, 7, 20), (16, 33)])
+def test_joined_segment_levels_match_build_levels(size: int, cuts: tuple[int, ...]) -> None:
+    """Each segment hashes the complete subtrees inside it; the seams are hashed on joining."""
+    leaves = [merkle.leaf_hash(i.to_bytes(4, "big")) for i in range(size)]
+    bounds = [0, *(c for c in cuts if 0 < c < size), size]
+    parts = [(lo, merkle.aligned_levels(leaves[lo:hi], lo))
+             for lo, hi in itertools.pairwise(bounds) if hi > lo]
+    joined = merkle.join_levels(parts, size)
+    assert joined.levels == merkle.complete_levels([b"".join(leaves)]).levels
+    for start, levels in parts:  # a segment never holds a node that leaves it
+        for level, blob in enumerate(levels):
+            first = -(-start >> level)
+            for i in range(len(blob) // 32):
+                assert (first + i) << level >= start
+                assert blob[32 * i : 32 * i + 32] == joined.node(level, first + i)
+
+
+def test_joining_refuses_missing_or_overlapping_leaves() -> None:
+    leaves = [merkle.leaf_hash(bytes([i])) for i in range(6)]
+    with pytest.raises(ValueError, match="missing"):
+        merkle.join_levels([(0, merkle.aligned_levels(leaves[:2], 0)),
+                            (3, merkle.aligned_levels(leaves[3:], 3))], 6)
+    with pytest.raises(ValueError, match="overlap"):
+        merkle.join_levels([(0, merkle.aligned_levels(leaves[:4], 0)),
+                            (3, merkle.aligned_levels(leaves[3:], 3))], 6)
+    with pytest.raises(ValueError, match="missing"):
+        merkle.join_levels([(0, merkle.aligned_levels(leaves[:4], 0))], 6)
+
+
+def _scan(lines: list[bytes]) -> verify._Block:
+    return verify._scan(EntryScanner(), b"".join(line + b"\n" for line in lines), lines, 1, [])
+
+
 @pytest.mark.parametrize(("value", "accepted"), [
     (2**53 - 1, True), (-(2**53 - 1), True), (10**15 - 1, True), (10**15, True),
     (2**53, False), (-(2**53), False), (10**16, False), (10**30, False),
     ([1, 2**53], False), ({"a": [0, -(2**60)]}, False),
     ("see :1234567890123456789", True),  # looks like a long number, is a string
 ])
-def test_integer_range_with_and_without_the_hook(value: object, accepted: bool) -> None:
+def test_integer_range_on_the_fast_and_the_exact_path(value: object, accepted: bool) -> None:
     line = canonical({**BASE, "details": {"x": value}})
     exact_ok = True
     try:
@@ -66,11 +103,13 @@ def test_integer_range_with_and_without_the_hook(value: object, accepted: bool) 
     except EntryFormatError:
         exact_ok = False
     assert exact_ok is accepted
+    block = _scan([line, line.replace(b'"seq":0', b'"seq":1')])
     if accepted:
-        assert verify._fast_chunk_ok([line, line]) == [json.loads(line)] * 2
+        assert block.error is None
+        assert block.seqs == [0, 1]
+        assert block.prevs == [b"0" * 64] * 2
     else:
-        with pytest.raises(verify._FastPathRefusedError):
-            verify._fast_chunk_ok([line, line])
+        assert block.error is not None and block.error[0] == 0
 
 
 @pytest.mark.parametrize("lines", [
@@ -78,18 +117,25 @@ def test_integer_range_with_and_without_the_hook(value: object, accepted: bool) 
      b'"seq":0,"subject":{},"time":"2026-11-29T12:00:00Z"}'],  # one object over two lines
     [canonical(BASE) + b"," + canonical(BASE)],  # two objects on one line
     [canonical(BASE), b""],
+    [canonical(BASE).replace(b'"actor":"x"', b'"actor":"x","actor":"x"')],  # duplicate key
 ])
-def test_fast_path_needs_one_object_per_line(lines: list[bytes]) -> None:
-    with pytest.raises(verify._FastPathRefusedError):
-        verify._fast_chunk_ok(lines)
-
-
-def test_duplicate_key_is_refused_by_the_fast_path() -> None:
-    line = canonical(BASE).replace(b'"actor":"x"', b'"actor":"x","actor":"x"')
+def test_every_line_holds_exactly_one_entry(lines: list[bytes]) -> None:
+    block = _scan(lines)
+    assert block.error is not None
     with pytest.raises(EntryFormatError):
-        Entry.from_canonical(line)
-    with pytest.raises(verify._FastPathRefusedError):
-        verify._fast_chunk_ok([line])
+        Entry.from_canonical(lines[block.error[0]])
+
+
+def test_checkpoint_lines_are_set_apart_with_their_numbers() -> None:
+    entry = canonical(BASE)
+    note = b'{"checkpoint":"x"}'
+    notes: list[tuple[int, bytes]] = []
+    lines = [note, entry, note, entry.replace(b'"seq":0', b'"seq":1'), note]
+    block = verify._scan(EntryScanner(), b"".join(line + b"\n" for line in lines), lines, 7,
+                         notes)
+    assert notes == [(7, note), (9, note), (11, note)]
+    assert block.numbers == [8, 10]
+    assert block.seqs == [0, 1]
 
 
 def _log(signer: NoteSigner, size: int, every: int) -> MemoryLog:
@@ -103,12 +149,12 @@ def _log(signer: NoteSigner, size: int, every: int) -> MemoryLog:
 
 
 @pytest.mark.parametrize("block", [1, 97, 400, 1 << 20])
-@pytest.mark.parametrize("chunk", [4, 7, 4096])
-def test_small_blocks_and_chunks_give_the_same_tree(
-        tmp_path: Path, signer: NoteSigner, verifier: NoteVerifier, block: int, chunk: int,
+@pytest.mark.parametrize("segment", [1, 300, 1000, 1 << 24])
+def test_small_blocks_and_segments_give_the_same_tree(
+        tmp_path: Path, signer: NoteSigner, verifier: NoteVerifier, block: int, segment: int,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(verify, "BLOCK", block)
-    monkeypatch.setattr(verify, "CHUNK", chunk)
+    monkeypatch.setattr(verify, "SEGMENT", segment)
     log = _log(signer, 37, 10)
     path = write(tmp_path / "log.jsonl", log.lines)
     result = verify.verify_log(path, verifier)
@@ -123,10 +169,12 @@ def test_small_blocks_and_chunks_give_the_same_tree(
 
 
 @pytest.mark.parametrize("block", [1, 50, 1 << 20])
+@pytest.mark.parametrize("segment", [300, 1 << 24])
 def test_errors_keep_their_line_numbers_across_blocks(
-        tmp_path: Path, signer: NoteSigner, verifier: NoteVerifier, block: int,
+        tmp_path: Path, signer: NoteSigner, verifier: NoteVerifier, block: int, segment: int,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(verify, "BLOCK", block)
+    monkeypatch.setattr(verify, "SEGMENT", segment)
     log = _log(signer, 12, 5)
     lines = list(log.lines)
     note = json.loads(lines[5])["checkpoint"]  # line 6: the checkpoint at size 5

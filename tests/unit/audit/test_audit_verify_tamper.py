@@ -244,11 +244,11 @@ def test_entries_with_non_ascii_text_take_the_exact_path(
 def test_worker_processes_reach_the_same_verdicts(
         tmp_path: Path, signer: NoteSigner, verifier: NoteVerifier, tamper: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The parallel path stitches chunks: breaks inside and across chunks are found."""
+    """The parallel path stitches segments: breaks inside and across segments are found."""
     import evidence_intake.audit.verify as verify_module
 
-    # Chunking happens in this process; the workers only receive chunks.
-    monkeypatch.setattr(verify_module, "CHUNK", 7)
+    # Segments are cut in this process (about 3 entries each); workers get offsets.
+    monkeypatch.setattr(verify_module, "SEGMENT", 700)
     log = MemoryLog(ORIGIN)
     fill(log, 40)
     log.sign(signer)
@@ -258,7 +258,7 @@ def test_worker_processes_reach_the_same_verdicts(
         lines[13] = edit_entry(lines[13], actor="acct_x")
         expected = ModifiedEntryError
     elif tamper == "deleted":
-        del lines[14]  # the first entry of the third chunk
+        del lines[14]
         expected = DeletedEntryError
     elif tamper == "no-final-newline":
         lines[-1] = lines[-1][:-1]
