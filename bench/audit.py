@@ -66,6 +66,48 @@ def reference(path: Path) -> float:
     return time.perf_counter() - start
 
 
+def _verify_in_child(path: str, vkey: str, workers: int, results: Any) -> None:
+    """verify_log in a fresh process: its wall time, verdict and peak RSS."""
+    import resource
+
+    from evidence_intake.audit.errors import AuditError
+    from evidence_intake.audit.note import parse_vkey
+
+    start = time.perf_counter()
+    try:
+        verdict = f"verified {verify_log(Path(path), parse_vkey(vkey), workers=workers).size:,}"
+    except AuditError as err:
+        verdict = f"{type(err).__name__} at line {getattr(err, 'line', None)}"
+    took = time.perf_counter() - start
+    results.put((took, verdict, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
+def _child_verify(path: Path, vkey: str, workers: int) -> tuple[float, str, float]:
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    child = context.Process(target=_verify_in_child, args=(str(path), vkey, workers, results))
+    child.start()
+    out: tuple[float, str, float] = results.get(timeout=600)
+    child.join()
+    return out
+
+
+def bench_verify_failing(path: Path, count: int, vkey: str) -> None:
+    """A log with one entry edited in the middle: the verifier must name it (diagnosis)."""
+    with path.open("r+b") as handle:
+        data = handle.read()
+        start = 0
+        for _ in range(count // 2):
+            start = data.index(b"\n", start) + 1
+        actor = data.index(b'"actor":"', start) + len(b'"actor":"')
+        handle.seek(actor)
+        handle.write(b"X")  # same length: the entry is modified, the chain breaks after it
+    del data
+    took, verdict, rss = _child_verify(path, vkey, 1)
+    print(f"verify  failing log ({count:,} entries, entry {count // 2:,} edited), one process: "
+          f"{took:.2f} s, {verdict}; peak RSS {rss:.0f} MB")
+
+
 def bench_verify(count: int) -> None:
     signer = NoteSigner(generate_signer_key(ORIGIN)[0])
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,6 +129,9 @@ def bench_verify(count: int) -> None:
               f"({count / took:,.0f} entries/s); one process: {serial:.2f} s; reference "
               f"read+SHA-256 loop {ref:.2f} s; ratio {took / ref:.2f}x (one process "
               f"{serial / ref:.2f}x; target <= 3x, < 30 s for 1M)")
+        _, _, rss = _child_verify(path, signer.verifier.vkey, 1)
+        print(f"verify  peak RSS of one verifying process: {rss:.0f} MB")
+        bench_verify_failing(path, count, signer.verifier.vkey)
 
 
 def _sqlite_engine(path: Path, synchronous: str):  # type: ignore[no-untyped-def]
