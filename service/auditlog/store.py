@@ -23,13 +23,16 @@ new subtree hashes (written to ``audit_nodes``) without reading old entries.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import weakref
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import BinaryIO
+from typing import Any, BinaryIO, NoReturn
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import ClauseElement, Connection, Dialect, Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from ...audit import merkle
 from ...audit.checkpoint import Checkpoint, open_checkpoint
@@ -48,22 +51,112 @@ class AuditLogError(Exception):
     """The audit log cannot answer (unknown entry, no checkpoint yet, ...)."""
 
 
-# Statements built once: an append runs five of them, and building and
-# cache-keying statements per call cost more than executing them.
+# The append path. An append runs five statements inside a business
+# transaction; pushed through ``Connection.execute`` each one costs more in
+# SQLAlchemy's execution machinery (cache lookup, execution context, result
+# set-up, events) than SQLite takes to run it. So the statements are built
+# from the tables once, compiled once per dialect, and run on the DBAPI cursor
+# of the session's own connection: the same connection and the same
+# transaction, begun by the session (``BEGIN IMMEDIATE`` on SQLite) and ended
+# by the caller's commit or rollback. Database errors are re-raised as the
+# SQLAlchemy exceptions ``Connection.execute`` would raise. One difference:
+# engine ``echo`` and cursor events do not see these statements.
 _ENTRIES: Table = AuditEntry.__table__  # type: ignore[assignment]  # a mapped Table
 _SUBJECTS: Table = AuditSubject.__table__  # type: ignore[assignment]
 _NODES: Table = AuditNode.__table__  # type: ignore[assignment]
 _HEAD: Table = AuditHead.__table__  # type: ignore[assignment]
 _HEAD_COLUMNS = (_HEAD.c.size, _HEAD.c.last_hash, _HEAD.c.compact_range)
+_IS_HEAD = _HEAD.c.id == bindparam("head_id")
 # SQLite: a no-op UPDATE takes the database's write lock before the read
-# (RETURNING makes it one statement). PostgreSQL: a row lock on the head.
-_LOCK_SQLITE = (update(_HEAD).where(_HEAD.c.id == HEAD_ID).values(size=_HEAD.c.size)
-                .returning(*_HEAD_COLUMNS))
-_LOCK_FOR_UPDATE = select(*_HEAD_COLUMNS).where(_HEAD.c.id == HEAD_ID).with_for_update()
-_INSERT_ENTRY = insert(_ENTRIES)
-_INSERT_SUBJECTS = insert(_SUBJECTS)
-_INSERT_NODES = insert(_NODES)
-_ADVANCE_HEAD = update(_HEAD).where(_HEAD.c.id == HEAD_ID)
+# (RETURNING makes it one statement); with BEGIN IMMEDIATE the lock is held
+# already and this costs one statement. PostgreSQL: a row lock on the head.
+_LOCK_SQLITE = update(_HEAD).where(_IS_HEAD).values(size=_HEAD.c.size).returning(*_HEAD_COLUMNS)
+_LOCK_FOR_UPDATE = select(*_HEAD_COLUMNS).where(_IS_HEAD).with_for_update()
+_ADVANCE_HEAD = update(_HEAD).where(_IS_HEAD).values(
+    size=bindparam("new_size"), last_hash=bindparam("new_last_hash"),
+    compact_range=bindparam("new_compact_range"))
+_ENTRY_KEYS = ("seq", "canonical", "entry_hash", "leaf_hash", "action", "actor")
+_SUBJECT_KEYS = ("kind", "subject_id", "seq")
+_NODE_KEYS = ("level", "index", "hash")
+
+
+class _Compiled:
+    """One statement compiled for one dialect, and how to lay out its parameters."""
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect,
+                 keys: Sequence[str] | None = None) -> None:
+        compiled = statement.compile(dialect=dialect,
+                                     column_keys=list(keys) if keys is not None else None)
+        if not isinstance(compiled, SQLCompiler):
+            raise TypeError(f"{statement!r} did not compile to SQL")
+        self.sql = compiled.string
+        # qmark/format styles take a tuple in this order; named styles a dict.
+        self.order = tuple(compiled.positiontup) if compiled.positiontup is not None else None
+        if compiled.escaped_bind_names:
+            raise ValueError(f"bind names need escaping in {self.sql!r}")  # not ours
+
+    def params(self, values: Mapping[str, object]) -> Any:
+        if self.order is None:
+            return values
+        return tuple(values[name] for name in self.order)
+
+
+class _Statements:
+    """The append path's statements for one dialect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
+        self.dialect = dialect
+        self.lock = _Compiled(_LOCK_SQLITE if dialect.name == "sqlite" else _LOCK_FOR_UPDATE,
+                              dialect)
+        self.insert_entry = _Compiled(insert(_ENTRIES), dialect, _ENTRY_KEYS)
+        self.insert_subjects = _Compiled(insert(_SUBJECTS), dialect, _SUBJECT_KEYS)
+        self.insert_nodes = _Compiled(insert(_NODES), dialect, _NODE_KEYS)
+        self.advance_head = _Compiled(_ADVANCE_HEAD, dialect)
+
+
+_STATEMENTS: weakref.WeakKeyDictionary[Dialect, _Statements] = weakref.WeakKeyDictionary()
+
+
+def _statements(dialect: Dialect) -> _Statements:
+    found = _STATEMENTS.get(dialect)
+    if found is None:
+        found = _STATEMENTS[dialect] = _Statements(dialect)
+    return found
+
+
+class _Cursor:
+    """The statements' runner on one DBAPI cursor, wrapping driver errors as SQLAlchemy's."""
+
+    def __init__(self, connection: Connection, statements: _Statements) -> None:
+        self.statements = statements
+        self.cursor = connection.connection.cursor()
+
+    def _fail(self, err: Exception, sql: str, params: Any) -> NoReturn:
+        raise DBAPIError.instance(sql, params, err, self.statements.dbapi_error,
+                                  hide_parameters=True, dialect=self.statements.dialect) from err
+
+    def execute(self, statement: _Compiled, values: Mapping[str, object]) -> None:
+        params = statement.params(values)
+        try:
+            self.cursor.execute(statement.sql, params)
+        except self.statements.dbapi_error as err:
+            self._fail(err, statement.sql, params)
+
+    def executemany(self, statement: _Compiled, rows: Sequence[Mapping[str, object]]) -> None:
+        params = [statement.params(values) for values in rows]
+        try:
+            self.cursor.executemany(statement.sql, params)
+        except self.statements.dbapi_error as err:
+            self._fail(err, statement.sql, params)
+
+    def one_or_none(self) -> Any:
+        # Fetch every row: on SQLite that also finishes the statement.
+        rows = self.cursor.fetchall()
+        return rows[0] if rows else None
+
+    def close(self) -> None:
+        self.cursor.close()
 
 
 def _ensure_head(connection: Connection) -> None:
@@ -77,16 +170,21 @@ def _ensure_head(connection: Connection) -> None:
         connection.execute(insert(_HEAD).values(values))
 
 
-def _lock_head(connection: Connection) -> tuple[int, bytes, bytes]:
+def _lock_head(connection: Connection, cursor: _Cursor) -> tuple[int, bytes, bytes]:
     """Take the append lock and return (size, last entry hash, compact range)."""
-    lock = _LOCK_SQLITE if connection.dialect.name == "sqlite" else _LOCK_FOR_UPDATE
-    row = connection.execute(lock).first()
+    lock = cursor.statements.lock
+    cursor.execute(lock, {"head_id": HEAD_ID})
+    row = cursor.one_or_none()
     if row is None:
         # The very first append: create the head (racing creators are
         # harmless, ON CONFLICT DO NOTHING), then lock it.
         _ensure_head(connection)
-        row = connection.execute(lock).one()
-    return int(row.size), bytes(row.last_hash), bytes(row.compact_range)
+        cursor.execute(lock, {"head_id": HEAD_ID})
+        row = cursor.one_or_none()
+        if row is None:
+            raise AuditLogError("the audit head row is missing after creating it")
+    size, last_hash, compact = row
+    return int(size), bytes(last_hash), bytes(compact)
 
 
 def append(session: Session, *, actor: str, action: str,
@@ -96,33 +194,43 @@ def append(session: Session, *, actor: str, action: str,
     """Append one entry inside the caller's transaction and return it.
 
     Raises ``EntryFormatError`` for a malformed entry (the caller's change
-    must then fail too) and database errors as they come.
+    must then fail too) and database errors (``sqlalchemy.exc.DBAPIError``
+    subclasses) as they come.
     """
     # 1. Build and validate the entry's content before taking the lock.
     time_text = format_time(now or datetime.now(UTC))
     subject_map = dict(subject or {})
     details_map = dict(details or {})
     connection = session.connection()
-    # 2. Lock the head; seq and prev come from it.
-    size, last_hash, compact = _lock_head(connection)
-    entry = Entry(seq=size, time=time_text, actor=actor, action=action, subject=subject_map,
-                  details=details_map, prev=last_hash.hex() if size else GENESIS_PREV)
-    data = entry.canonical_bytes()
-    entry_hash = hashlib.sha256(data).digest()
-    leaf = merkle.leaf_hash(data)
-    # 3. Extend the compact range: O(log n), and it names the finished subtrees.
-    tree = merkle.CompactRange.from_bytes(size, compact)
-    created = tree.append(leaf)
-    # 4. Write the entry, its subjects, the new subtree hashes, the new head.
-    connection.execute(_INSERT_ENTRY, {"seq": size, "canonical": data, "entry_hash": entry_hash,
-                                       "leaf_hash": leaf, "action": action, "actor": actor})
-    if subject_map:
-        connection.execute(_INSERT_SUBJECTS, [{"kind": kind, "subject_id": ident, "seq": size}
-                                              for kind, ident in subject_map.items()])
-    connection.execute(_INSERT_NODES, [{"level": level, "index": index, "hash": digest}
-                                       for level, index, digest in created])
-    connection.execute(_ADVANCE_HEAD, {"size": size + 1, "last_hash": entry_hash,
-                                       "compact_range": tree.to_bytes()})
+    cursor = _Cursor(connection, _statements(connection.dialect))
+    try:
+        # 2. Lock the head; seq and prev come from it.
+        size, last_hash, compact = _lock_head(connection, cursor)
+        entry = Entry(seq=size, time=time_text, actor=actor, action=action,
+                      subject=subject_map, details=details_map,
+                      prev=last_hash.hex() if size else GENESIS_PREV)
+        data = entry.canonical_bytes()
+        entry_hash = hashlib.sha256(data).digest()
+        leaf = merkle.leaf_hash(data)
+        # 3. Extend the compact range: O(log n), and it names the finished subtrees.
+        tree = merkle.CompactRange.from_bytes(size, compact)
+        created = tree.append(leaf)
+        # 4. Write the entry, its subjects, the new subtree hashes, the new head.
+        statements = cursor.statements
+        cursor.execute(statements.insert_entry, {
+            "seq": size, "canonical": data, "entry_hash": entry_hash, "leaf_hash": leaf,
+            "action": action, "actor": actor})
+        if subject_map:
+            cursor.executemany(statements.insert_subjects, [
+                {"kind": kind, "subject_id": ident, "seq": size}
+                for kind, ident in subject_map.items()])
+        cursor.executemany(statements.insert_nodes, [
+            {"level": level, "index": index, "hash": digest} for level, index, digest in created])
+        cursor.execute(statements.advance_head, {
+            "head_id": HEAD_ID, "new_size": size + 1, "new_last_hash": entry_hash,
+            "new_compact_range": tree.to_bytes()})
+    finally:
+        cursor.close()
     return entry
 
 

@@ -22,7 +22,7 @@ from evidence_intake.audit.verify import verify_log
 from evidence_intake.service import auditlog
 from evidence_intake.service.auditlog.models import AuditEntry
 from evidence_intake.service.models.base import Base
-from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy import Engine, create_engine, event, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -116,6 +116,24 @@ def test_an_entry_rolls_back_with_the_business_change(engine: Engine) -> None:
         session.commit()
         assert entry.seq == 2
         assert entry.prev == auditlog.get_entry(session, 1).entry_hash().hex()
+
+
+def test_a_database_error_in_an_append_is_sqlalchemys_and_rolls_back(engine: Engine) -> None:
+    # The append runs on the DBAPI cursor; its errors must still be the
+    # SQLAlchemy exceptions callers catch, and leave the log as it was.
+    with Session(engine) as session:
+        _append(session, 2)
+        session.commit()
+    with engine.begin() as conn:  # a row the head does not know about
+        conn.execute(insert(AuditEntry).values(seq=2, canonical=b"{}", entry_hash=b"\0" * 32,
+                                               leaf_hash=b"\0" * 32, action="x.y", actor="x"))
+    with Session(engine) as session:
+        with pytest.raises(IntegrityError):
+            auditlog.append(session, actor="acct_1", action="statement.sealed", now=T0)
+        session.rollback()
+        assert auditlog.head_size(session) == 2
+        assert auditlog.root_at(session, 2) == merkle.root(merkle.build_levels(
+            [merkle.leaf_hash(auditlog.entry_bytes(session, seq)) for seq in range(2)]), 2)
 
 
 def test_a_malformed_entry_fails_the_transaction(engine: Engine) -> None:
