@@ -1,7 +1,10 @@
 """The audit log's tables.
 
 - ``audit_entries``: one row per entry, the canonical bytes exactly as hashed,
-  plus the hashes and a few columns for queries. Append-only (triggers).
+  plus the hashes, action and actor. Append-only (triggers). Its only index
+  is the primary key: every index is one more B-tree page to write and sync
+  in each append's commit, and lookups go through ``audit_subjects`` (action
+  and actor stay as columns for ad-hoc queries).
 - ``audit_subjects``: (kind, id) -> seq, to find every entry about a
   statement or an account without scanning. Append-only.
 - ``audit_nodes``: the hash of every complete Merkle subtree, keyed by
@@ -36,8 +39,8 @@ class AuditEntry(Base):
     canonical: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     entry_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
-    action: Mapped[str] = mapped_column(String(100), nullable=False, index=True)
-    actor: Mapped[str] = mapped_column(String(200), nullable=False, index=True)
+    action: Mapped[str] = mapped_column(String(100), nullable=False)
+    actor: Mapped[str] = mapped_column(String(200), nullable=False)
 
 
 class AuditSubject(Base):
