@@ -3,8 +3,10 @@
 Prints each figure next to a reference measured in the same run, so the
 ratios mean something on any machine:
 
-- appends/s, one writer, SQLite (WAL, synchronous=FULL, BEGIN IMMEDIATE, one
-  commit per append, as the service runs it); target >= 1,000/s.
+- appends/s, one writer, SQLite, through the service's own engine and
+  sessions (service/db.py: WAL, synchronous=FULL, BEGIN IMMEDIATE), one
+  commit per append; target >= 1,000/s. synchronous=NORMAL is shown too, as
+  the append's cost without the fsync.
 - appends/s, one writer and 8 writer processes, PostgreSQL (skipped without
   --postgres-url / INTAKE_TEST_POSTGRES_URL). A temporary database is created
   and dropped.
@@ -12,7 +14,8 @@ ratios mean something on any machine:
   loop that only reads the file and SHA-256s each line; targets: <= 3x the
   reference and < 30 s for 1M entries.
 
-    .venv/bin/python bench/audit.py [--entries 1000000] [--appends 3000] [--verify-only]
+    .venv/bin/python bench/audit.py [--entries 1000000] [--appends 3000] [--writers 8]
+        [--verify-only | --sqlite-only | --appends-only]
 """
 
 from __future__ import annotations
@@ -134,32 +137,34 @@ def bench_verify(count: int) -> None:
         bench_verify_failing(path, count, signer.verifier.vkey)
 
 
-def _sqlite_engine(path: Path, synchronous: str):  # type: ignore[no-untyped-def]
-    from sqlalchemy import create_engine, event
+def _service_database(url: str, synchronous: str = "FULL"):  # type: ignore[no-untyped-def]
+    """The service's own engine and session factory (service/db.py) for ``url``.
 
-    engine = create_engine(f"sqlite:///{path}")
+    On SQLite that is WAL, synchronous=FULL, busy_timeout and BEGIN IMMEDIATE
+    per write transaction; any other ``synchronous`` is set after the
+    service's pragmas, for comparison only.
+    """
+    from evidence_intake.service.db import Database
+    from evidence_intake.service.settings import Settings
+    from sqlalchemy import event
 
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", f"synchronous={synchronous}", "busy_timeout=15000"):
-            cursor.execute(f"PRAGMA {pragma}")
-        cursor.close()
+    database = Database.from_settings(Settings(data_dir=Path(tempfile.gettempdir()),
+                                               database_url=url))
+    if synchronous != "FULL":
 
-    @event.listens_for(engine, "begin")
-    def _begin(connection):  # type: ignore[no-untyped-def]
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        @event.listens_for(database.engine, "connect")
+        def _override(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            dbapi_connection.execute(f"PRAGMA synchronous={synchronous}")
 
-    return engine
+    return database
 
 
-def _appends(engine, count: int, writer: int = 0) -> None:  # type: ignore[no-untyped-def]
+def _appends(database, count: int, writer: int = 0) -> None:  # type: ignore[no-untyped-def]
+    """One business transaction per append, opened as the service opens them."""
     from evidence_intake.service import auditlog
-    from sqlalchemy.orm import Session
 
     for i in range(count):
-        with Session(engine) as session:
+        with database.session() as session:
             auditlog.append(session, actor=f"acct_{writer}", action="statement.sealed",
                             subject={"statement": f"st_{writer}_{i}"},
                             details={"size": i, "sha256": "ab" * 32})
@@ -191,32 +196,31 @@ def bench_sqlite(count: int) -> None:
     # process but not of the machine, and shows the CPU cost of an append.
     for synchronous in ("FULL", "NORMAL"):
         with tempfile.TemporaryDirectory() as tmp:
-            engine = _sqlite_engine(Path(tmp) / "bench.db", synchronous)
-            _create(engine)
-            floor = _reference_inserts(engine, count)
+            database = _service_database(f"sqlite:///{Path(tmp) / 'bench.db'}", synchronous)
+            _create(database.engine)
+            floor = _reference_inserts(database.engine, count)
             start = time.perf_counter()
-            _appends(engine, count)
+            _appends(database, count)
             took = time.perf_counter() - start
-            engine.dispose()
+            database.dispose()
         print(f"SQLite  1 writer, synchronous={synchronous}: {count / took:,.0f} appends/s "
               f"({count:,} commits); plain one-row insert+commit reference "
               f"{count / floor:,.0f}/s (target >= 1,000 appends/s)")
 
 
 def _pg_writer(url: str, writer: int, count: int, barrier: Any) -> None:
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
 
-    engine = create_engine(url)
-    with engine.connect() as conn:  # connect and import before the clock starts
+    database = _service_database(url)
+    with database.engine.connect() as conn:  # connect and import before the clock starts
         conn.execute(text("SELECT 1"))
     barrier.wait()
-    _appends(engine, count, writer)
-    engine.dispose()
+    _appends(database, count, writer)
+    database.dispose()
 
 
 def bench_postgres(url: str, count: int, writers: int) -> None:
     import psycopg
-    from sqlalchemy import create_engine
 
     plain = url.replace("postgresql+psycopg://", "postgresql://", 1)
     name = f"intake_bench_audit_{secrets.token_hex(4)}"
@@ -224,13 +228,13 @@ def bench_postgres(url: str, count: int, writers: int) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
     db_url = f"{url.rsplit('/', 1)[0]}/{name}"
     try:
-        engine = create_engine(db_url)
-        _create(engine)
-        floor = _reference_inserts(engine, count)
+        database = _service_database(db_url)
+        _create(database.engine)
+        floor = _reference_inserts(database.engine, count)
         start = time.perf_counter()
-        _appends(engine, count)
+        _appends(database, count)
         single = time.perf_counter() - start
-        engine.dispose()
+        database.dispose()
         per_writer = max(1, count // writers)
         context = multiprocessing.get_context("spawn")
         barrier = context.Barrier(writers + 1)
@@ -264,16 +268,25 @@ def main() -> int:
     parser.add_argument("--postgres-url", default=os.environ.get("INTAKE_TEST_POSTGRES_URL"))
     parser.add_argument("--verify-only", action="store_true",
                         help="skip the append benchmarks (SQLite, PostgreSQL)")
+    parser.add_argument("--sqlite-only", action="store_true",
+                        help="run only the SQLite append benchmark")
+    parser.add_argument("--appends-only", action="store_true",
+                        help="skip the offline verify benchmark (SQLite and PostgreSQL only)")
     args = parser.parse_args()
+    if args.verify_only and (args.sqlite_only or args.appends_only):
+        parser.error("--verify-only excludes --sqlite-only and --appends-only")
     print(f"audit benchmark on {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
           f"load average {os.getloadavg()[0]:.1f}")
     if not args.verify_only:
         bench_sqlite(args.appends)
-        if args.postgres_url:
+        if args.sqlite_only:
+            pass
+        elif args.postgres_url:
             bench_postgres(args.postgres_url, args.appends, args.writers)
         else:
             print("Postgres: skipped (no --postgres-url or INTAKE_TEST_POSTGRES_URL)")
-    bench_verify(args.entries)
+    if not (args.sqlite_only or args.appends_only):
+        bench_verify(args.entries)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0
 
