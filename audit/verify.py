@@ -189,6 +189,7 @@ def _scan(scanner: EntryScanner, block: bytes, lines: list[bytes], first: int,
 class _Segment:
     """What one segment of the file contributes: its chain ends and its subtrees."""
 
+    start: int  # byte offset of the segment in the file
     lines: int  # lines in the segment, entries and checkpoints
     notes: list[tuple[int, bytes]]  # (line number in the segment, line) of checkpoints
     ok: bool = True  # every entry canonical and chained to the one before it
@@ -222,7 +223,7 @@ def _check_segment(path: str, start: int, end: int | None, scanner: EntryScanner
         lines += len(block_lines)
         entries, prevs, seqs = scanned.entries, scanned.prevs, scanned.seqs
         if scanned.error is not None:
-            return _Segment(lines, notes, ok=False)
+            return _Segment(start, lines, notes, ok=False)
         if not entries:
             continue
         count = len(entries)
@@ -235,11 +236,11 @@ def _check_segment(path: str, start: int, end: int | None, scanner: EntryScanner
         # prev of each line but the segment's first is the hash before it.
         expected = (last + digests[:-merkle.HASH_SIZE]).hex().encode("ascii")
         if seqs != list(range(next_seq, next_seq + count)) or chained != expected:
-            return _Segment(lines, notes, ok=False)
+            return _Segment(start, lines, notes, ok=False)
         next_seq += count
         last = digests[-merkle.HASH_SIZE:]
         leaves.extend(map(_digest, map(_sha256, map(b"\x00".__add__, entries))))
-    return _Segment(lines, notes, first_seq=first_seq, first_prev=first_prev,
+    return _Segment(start, lines, notes, first_seq=first_seq, first_prev=first_prev,
                     last_hash=last.hex().encode("ascii"),
                     levels=merkle.aligned_levels(leaves, first_seq) if leaves else [],
                     unterminated=bool(reader.rest))
@@ -334,7 +335,7 @@ def read_tree(path: Path, *, workers: int = 1
     notes: list[tuple[int, str]] = []
     expected_prev = _GENESIS
     size = lines = 0
-    broken = False
+    broken: _Segment | None = None
     results = _check_segments(path, workers)
     try:
         for segment in results:
@@ -342,7 +343,7 @@ def read_tree(path: Path, *, workers: int = 1
                 notes.append((lines + number, _parse_checkpoint_line(line, lines + number)))
             linked = segment.first_seq == size and segment.first_prev == expected_prev
             if not segment.ok or (segment.entries and not linked):
-                broken = True
+                broken = segment
                 break
             if segment.entries:
                 parts.append((size, segment.levels))
@@ -353,12 +354,14 @@ def read_tree(path: Path, *, workers: int = 1
                 raise LogFormatError(f"line {lines + 1} does not end with a newline")
     finally:
         results.close()  # stops the workers at once if a segment failed
-    if broken:
-        _diagnose(path)
+    if broken is not None:
+        # Everything before the segment is verified: start the diagnosis there.
+        _diagnose(path, broken.start, lines, size, expected_prev)
     return merkle.join_levels(parts, size), notes
 
 
-def _diagnose(path: Path) -> NoReturn:
+def _diagnose(path: Path, start: int = 0, lines: int = 0, index: int = 0,
+              prev: bytes = _GENESIS) -> NoReturn:
     """Re-read the log, streaming, and raise the most specific error.
 
     The verdict is what checking entry by entry gives: the first line (in
@@ -367,6 +370,10 @@ def _diagnose(path: Path) -> NoReturn:
     numbers are a permutation), deleted (the missing number appears nowhere
     later) or inserted, or modified (a prev that does not match). Memory is
     one block and one byte per entry the file could hold at most.
+
+    The caller may skip what it has verified already: ``start`` is then the
+    offset of the first line not verified, after ``lines`` lines holding
+    ``index`` entries (numbered 0, 1, ...) whose last one hashes to ``prev``.
     """
     size = path.stat().st_size
     with path.open("rb") as handle:
@@ -378,14 +385,13 @@ def _diagnose(path: Path) -> NoReturn:
         raise LogFormatError(f"line {lines + 1} does not end with a newline")
     scanner = EntryScanner()
     seen = bytearray(size // _MIN_ENTRY_LINE + 1)  # seen[s]: some entry has seq s
+    seen[:index] = bytes([1]) * index
     repeated = False
-    largest = -1
-    index = 0  # entries so far
-    last = b""  # digest of the entry before the block
+    largest = index - 1
+    last = bytes.fromhex(prev.decode("ascii"))  # digest of the entry before the block
     broken: tuple[int, int, str, str, int] | None = None  # position, seq, prev, hash, line
-    lines = 0
     notes: list[tuple[int, bytes]] = []
-    for block, block_lines in _Reader(path):
+    for block, block_lines in _Reader(path, start):
         scanned = _scan(scanner, block, block_lines, lines + 1, notes)
         entries, numbers, prevs, seqs = (scanned.entries, scanned.numbers, scanned.prevs,
                                          scanned.seqs)
@@ -411,7 +417,7 @@ def _diagnose(path: Path) -> NoReturn:
         largest = max(largest, max(seqs))
         digests = b"".join(map(_digest, map(_sha256, entries)))
         # The prev each line should record: the hash of the entry before it.
-        hashes = (last.hex() if index else GENESIS_PREV) + digests[:-32].hex()
+        hashes = last.hex() + digests[:-32].hex()
         if broken is None and (seqs != list(range(index, index + count))
                                or b"".join(prevs) != hashes.encode("ascii")):
             for k, (at_seq, at_prev) in enumerate(zip(seqs, prevs, strict=True)):
