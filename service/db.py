@@ -11,7 +11,8 @@ SQLite is the embedded default. Each connection gets:
   start, so two transactions that both read then write cannot deadlock on the
   lock upgrade, and audit-log appends (read the head, write the next entry)
   are serialised across processes;
-- except in :meth:`Database.read_session`, whose transactions only read:
+- except in :meth:`Database.read_session` and :meth:`Database.read_connection`,
+  whose transactions only read:
   they open with a plain (deferred) ``BEGIN``, i.e. a WAL snapshot that takes
   no lock, so authentication and key lookups do not queue behind a writer's
   commit (and its fsync). Such a session must not write: a deferred
@@ -27,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from .settings import Settings
@@ -79,8 +80,8 @@ class Database:
         self.engine = engine
         self.sessions = sessionmaker(bind=engine, expire_on_commit=False)
         # Same pool and event hooks; only the begin statement differs (SQLite).
-        self._read_sessions = sessionmaker(bind=engine.execution_options(**{_READ_ONLY: True}),
-                                           expire_on_commit=False)
+        self._read_engine = engine.execution_options(**{_READ_ONLY: True})
+        self._read_sessions = sessionmaker(bind=self._read_engine, expire_on_commit=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -108,6 +109,19 @@ class Database:
                 yield session
             finally:
                 session.rollback()
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """Like :meth:`read_session`, without the ORM: a plain connection for Core reads.
+
+        For the lookups every request makes (credentials, keys), where an ORM
+        session's bookkeeping would cost more than the query.
+        """
+        with self._read_engine.connect() as connection:
+            try:
+                yield connection
+            finally:
+                connection.rollback()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from fastapi import Request
-from sqlalchemy import Update, bindparam, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Update, bindparam, or_, select, update
 
 from ..db import Database
 from ..errors import AuthenticationError, CSRFError
@@ -83,11 +82,11 @@ def _check_active(disabled: bool) -> None:
 _Touch = Update | None
 
 
-def _from_token(session: Session, token: str, now: datetime) -> tuple[Principal, _Touch]:
+def _from_token(reader: Connection, token: str, now: datetime) -> tuple[Principal, _Touch]:
     if not token.startswith(API_TOKEN_PREFIX):
         raise AuthenticationError("invalid or revoked API token")
     digest = token_digest(token)
-    row = session.execute(_TOKEN_LOOKUP, {"digest": digest}).one_or_none()
+    row = reader.execute(_TOKEN_LOOKUP, {"digest": digest}).one_or_none()
     if row is None or row.revoked_at is not None or not digests_equal(row.token_sha256, digest):
         raise AuthenticationError("invalid or revoked API token")
     _check_active(row.disabled)
@@ -101,10 +100,10 @@ def _from_token(session: Session, token: str, now: datetime) -> tuple[Principal,
     return Principal(row.account_id, Role(row.role), "token", row.id), touch
 
 
-def _from_session(request: Request, session: Session, settings: Settings,
+def _from_session(request: Request, reader: Connection, settings: Settings,
                   cookie: str, now: datetime) -> tuple[Principal, _Touch]:
     digest = token_digest(cookie)
-    row = session.execute(_SESSION_LOOKUP, {"digest": digest}).one_or_none()
+    row = reader.execute(_SESSION_LOOKUP, {"digest": digest}).one_or_none()
     if (row is None or row.ended_at is not None or row.expires_at <= now
             or now - row.last_seen_at > timedelta(seconds=settings.session_idle_seconds)
             or not digests_equal(row.token_sha256, digest)):
@@ -127,7 +126,7 @@ def authenticate(request: Request, settings: Settings) -> Principal | None:
     """The caller's principal, None if anonymous; raises if credentials are bad.
 
     Blocking (database I/O): call it from a worker thread. The lookup (one
-    query) runs in a read-only session (on SQLite a deferred transaction,
+    query) runs on a read-only connection (on SQLite a deferred transaction,
     which does not queue behind writers); the rare "last used" update (at
     most once a minute per credential) is then written in a session and
     transaction of its own. Both transactions are ended before returning, so
@@ -140,7 +139,7 @@ def authenticate(request: Request, settings: Settings) -> Principal | None:
     principal: Principal | None = None
     touch: _Touch = None
     if token is not None or cookie:
-        with database.read_session() as reader:
+        with database.read_connection() as reader:
             if token is not None:
                 principal, touch = _from_token(reader, token, now)
             elif cookie:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ...schemas.statements import RECEIPT_SCHEMA, AuditRef, Receipt, Routing, StatementSummary
@@ -46,6 +46,8 @@ _STATEMENTS: Table = Statement.__table__  # type: ignore[assignment]  # a mapped
 _BODIES: Table = StatementBody.__table__  # type: ignore[assignment]
 _BLOBS: Table = SealedBlob.__table__  # type: ignore[assignment]
 _RECIPIENTS: Table = StatementRecipient.__table__  # type: ignore[assignment]
+_SET_AUDIT_REF = (update(_STATEMENTS).where(_STATEMENTS.c.id == bindparam("statement"))
+                  .values(audit_seq=bindparam("seq"), audit_entry_hash=bindparam("entry_hash")))
 # Placeholders replaced in the same transaction once the audit entry exists.
 _PENDING_SEQ = -1
 _PENDING_HASH = "0" * 64
@@ -77,7 +79,8 @@ _ACTIVE_KEYS = (
 )
 
 
-def active_keys(session: Session, body_ids: Sequence[str]) -> dict[str, list[ActiveKey]]:
+def active_keys(session: Session | Connection,
+                body_ids: Sequence[str]) -> dict[str, list[ActiveKey]]:
     """The active keys of each consented body; an unknown body is a 422.
 
     The same answer as :func:`recipient_sets.active_recipients_for_bodies`,
@@ -133,13 +136,18 @@ def _copies(routing: Routing) -> list[Any]:
 # ------------------------------------------------------------------ submission
 
 
-def check_amendable(session: Session, amends: str, *, account_id: str, is_admin: bool) -> None:
+_AMENDABLE = select(_STATEMENTS.c.counsellor_id, _STATEMENTS.c.status).where(
+    _STATEMENTS.c.id == bindparam("statement"))
+
+
+def check_amendable(session: Session | Connection, amends: str, *, account_id: str,
+                    is_admin: bool) -> None:
     """An amendment points to an existing, active statement of the same counsellor."""
-    original = session.get(Statement, amends)
+    original = session.execute(_AMENDABLE, {"statement": amends}).one_or_none()
     if original is None or not (is_admin or original.counsellor_id == account_id):
         raise StatementNotFoundError(f"no statement {amends} to amend",
                                      field="record.routing.amends")
-    if original.status is not StatementStatus.active:
+    if StatementStatus(original.status) is not StatementStatus.active:
         raise StatementStateError(f"statement {amends} was withdrawn and cannot be amended",
                                   field="record.routing.amends")
 
@@ -203,8 +211,8 @@ def commit_submission(session: Session, sealed: SealedSubmission, *, actor: str,
         for recipient_id, kind in recipients.items()])
     audit = _audit(session, actor=actor, action=ACTION_SEALED, subject=routing.record_id,
                    details=details)
-    session.execute(update(_STATEMENTS).where(_STATEMENTS.c.id == statement_id).values(
-        audit_seq=audit.seq, audit_entry_hash=audit.entry_hash))
+    session.execute(_SET_AUDIT_REF, {"statement": statement_id, "seq": audit.seq,
+                                     "entry_hash": audit.entry_hash})
     if before_commit is not None:
         before_commit()
     session.commit()

@@ -50,11 +50,11 @@ def _planner(database: Database, caller: Caller) -> Callable[[StatementInput, li
         # Reads only, in a short transaction of its own (an upload can be
         # long): on SQLite it does not wait for the write lock behind other
         # statements' commits. commit_submission re-checks the amended one.
-        with database.read_session() as session:
+        with database.read_connection() as reader:
             if record.routing.amends is not None:
-                records.check_amendable(session, record.routing.amends,
+                records.check_amendable(reader, record.routing.amends,
                                         account_id=caller.account_id, is_admin=caller.is_admin)
-            return plan_seal(bodies, records.active_keys(session, bodies))
+            return plan_seal(bodies, records.active_keys(reader, bodies))
     return plan_for
 
 
@@ -120,10 +120,14 @@ async def receive_statement(
         except MultipartError as err:
             raise MalformedBodyError(str(err)) from None
 
+    def finish_and_commit() -> Receipt:
+        # One worker-thread hop for the end of the body and the commit.
+        finish()
+        return _commit(database, submission, caller)
+
     try:
         await _pump(body, feed, limits.max_request_bytes)
-        await anyio.to_thread.run_sync(finish)
-        return await anyio.to_thread.run_sync(_commit, database, submission, caller)
+        return await anyio.to_thread.run_sync(finish_and_commit)
     except BaseException as err:
         # Shielded: a cancelled request (client gone) must still clean up.
         with anyio.CancelScope(shield=True):
