@@ -116,10 +116,10 @@ def latest_checkpoint(session: Session) -> str | None:
     return auditlog.latest_checkpoint(session)
 
 
-def _insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+def _insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """One INSERT for all ``rows`` (none: no statement, never an empty INSERT)."""
     if rows:
-        session.execute(insert(table), rows)
+        connection.execute(insert(table), rows)
 
 
 def _load(session: Session, statement_id: str) -> Statement:
@@ -175,14 +175,12 @@ def commit_submission(session: Session, sealed: SealedSubmission, *, actor: str,
         "copies": [copy.model_dump(mode="json") for copy in _copies(routing)],
         "recipients": sorted({r.fingerprint for r in routing.recipients}),
     }
-    # The latest checkpoint cannot cover the entry about to be appended, so it
-    # is read first; the audit append, which locks the log's head until the
-    # commit, comes last so that concurrent submissions wait on it briefly.
-    # The rows go in as plain INSERTs (one statement per table): nothing here
-    # needs the ORM's unit of work, whose bookkeeping cost more than the SQL.
-    checkpoint = latest_checkpoint(session)
+    # The rows go in as plain INSERTs (one statement per table) on the
+    # session's connection: nothing here needs the ORM's unit of work, whose
+    # bookkeeping cost more than the SQL. They are built before the
+    # transaction starts, which on SQLite holds the database's write lock.
     statement_id = routing.record_id
-    session.execute(insert(_STATEMENTS), [{
+    statement_row = {
         "id": statement_id,
         "created_at": routing.created_at,
         "counsellor_id": routing.counsellor_account_id,
@@ -193,26 +191,31 @@ def commit_submission(session: Session, sealed: SealedSubmission, *, actor: str,
         "routing_json": routing.model_dump_json(by_alias=True, exclude_none=True),
         "audit_seq": _PENDING_SEQ,
         "audit_entry_hash": _PENDING_HASH,
-    }])
-    _insert_rows(session, _BODIES, [
-        {"statement_id": statement_id, "body_id": body.body_id,
-         "key_kind": KeyKind(body.key_kind)}
-        for body in routing.bodies])
-    _insert_rows(session, _BLOBS, [
-        {"statement_id": statement_id, "key_kind": kind, "part": part, "sha256": ref.sha256,
-         "size": ref.size, "purged": False}
-        for kind, refs in sealed.blobs.items() for part, ref in enumerate(refs)])
+    }
+    body_rows = [{"statement_id": statement_id, "body_id": body.body_id,
+                  "key_kind": KeyKind(body.key_kind)} for body in routing.bodies]
+    blob_rows = [{"statement_id": statement_id, "key_kind": kind, "part": part,
+                  "sha256": ref.sha256, "size": ref.size, "purged": False}
+                 for kind, refs in sealed.blobs.items() for part, ref in enumerate(refs)]
     recipients: dict[str, KeyKind] = {}
     for group in sealed.plan.groups:
         for key in group.keys:
             recipients.setdefault(key.recipient_id, key.kind)
-    _insert_rows(session, _RECIPIENTS, [
-        {"statement_id": statement_id, "recipient_id": recipient_id, "key_kind": kind}
-        for recipient_id, kind in recipients.items()])
+    recipient_rows = [{"statement_id": statement_id, "recipient_id": recipient_id,
+                       "key_kind": kind} for recipient_id, kind in recipients.items()]
+    # The latest checkpoint cannot cover the entry about to be appended, so it
+    # is read first; the audit append, which locks the log's head until the
+    # commit, comes last so that concurrent submissions wait on it briefly.
+    checkpoint = latest_checkpoint(session)
+    connection = session.connection()
+    connection.execute(insert(_STATEMENTS), [statement_row])
+    _insert_rows(connection, _BODIES, body_rows)
+    _insert_rows(connection, _BLOBS, blob_rows)
+    _insert_rows(connection, _RECIPIENTS, recipient_rows)
     audit = _audit(session, actor=actor, action=ACTION_SEALED, subject=routing.record_id,
                    details=details)
-    session.execute(_SET_AUDIT_REF, {"statement": statement_id, "seq": audit.seq,
-                                     "entry_hash": audit.entry_hash})
+    connection.execute(_SET_AUDIT_REF, {"statement": statement_id, "seq": audit.seq,
+                                        "entry_hash": audit.entry_hash})
     if before_commit is not None:
         before_commit()
     session.commit()
