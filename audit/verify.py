@@ -361,7 +361,7 @@ def read_tree(path: Path, *, workers: int = 1
 
 
 def _diagnose(path: Path, start: int = 0, lines: int = 0, index: int = 0,
-              prev: bytes = _GENESIS) -> NoReturn:
+              last_hash: bytes = _GENESIS) -> NoReturn:
     """Re-read the log, streaming, and raise the most specific error.
 
     The verdict is what checking entry by entry gives: the first line (in
@@ -373,7 +373,7 @@ def _diagnose(path: Path, start: int = 0, lines: int = 0, index: int = 0,
 
     The caller may skip what it has verified already: ``start`` is then the
     offset of the first line not verified, after ``lines`` lines holding
-    ``index`` entries (numbered 0, 1, ...) whose last one hashes to ``prev``.
+    ``index`` entries (numbered 0, 1, ...) whose last one hashes to ``last_hash``.
     """
     size = path.stat().st_size
     with path.open("rb") as handle:
@@ -388,7 +388,7 @@ def _diagnose(path: Path, start: int = 0, lines: int = 0, index: int = 0,
     seen[:index] = bytes([1]) * index
     repeated = False
     largest = index - 1
-    last = bytes.fromhex(prev.decode("ascii"))  # digest of the entry before the block
+    last = bytes.fromhex(last_hash.decode("ascii"))  # digest of the entry before the block
     broken: tuple[int, int, str, str, int] | None = None  # position, seq, prev, hash, line
     notes: list[tuple[int, bytes]] = []
     for block, block_lines in _Reader(path, start):
