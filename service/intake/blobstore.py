@@ -22,7 +22,9 @@ import fcntl
 import hashlib
 import io
 import os
+import queue
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -42,6 +44,10 @@ _HEX = frozenset("0123456789abcdef")
 # (without waiting) and drops clean ones: ciphertext is not read back soon.
 _WRITEBACK_BYTES = 8 << 20
 _fadvise = getattr(os, "posix_fadvise", None)
+# Ciphertext is hashed and written in buffers of this size, by a thread of
+# the blob's own once the blob outgrows one; at most _BUFFERS per blob.
+_BUFFER_BYTES = 1 << 20
+_BUFFERS = 4
 
 
 class BlobStoreError(Exception):
@@ -132,17 +138,30 @@ class GarbageReport:
 
 
 class _FileBlobWriter(io.RawIOBase):
-    """Hashes and counts what it writes into a temporary file beside the final blobs."""
+    """Hashes and counts what it writes into a temporary file beside the final blobs.
+
+    Writes are gathered into buffers of :data:`_BUFFER_BYTES`. Once a blob
+    fills one, it gets a flusher thread of its own, which hashes and writes
+    the full buffers (both release the GIL) while the caller goes on
+    encrypting into the next one; at most :data:`_BUFFERS` buffers exist per
+    blob, so memory stays bounded and a slow disk slows the upload down
+    instead. A blob smaller than one buffer (the statement record, most
+    photos) never starts a thread: :meth:`finish` hashes and writes it.
+    """
 
     def __init__(self, store: FilesystemBlobStore, lease: Lease | None) -> None:
         super().__init__()
         self._store = store
         owner = lease.id if lease is not None else "none"
         self._tmp = store.root / f"{_TMP_PREFIX}{owner}-{secrets.token_hex(8)}"
-        fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        self._file: BinaryIO | None = os.fdopen(fd, "wb")
+        self._fd: int | None = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self._hash = hashlib.sha256()
-        self._size = 0
+        self._size = 0  # bytes accepted by write()
+        self._buffer = bytearray()
+        self._fill = 0
+        self._flusher: _Flusher | None = None
+        # Owned by whoever stores chunks: the flusher's thread once it runs.
+        self._written = 0
         self._written_back = 0
         self._advised_from = 0
         self._finished: BlobRef | None = None
@@ -152,15 +171,57 @@ class _FileBlobWriter(io.RawIOBase):
         return True
 
     def write(self, data: bytes | bytearray | memoryview, /) -> int:  # type: ignore[override]
-        if self._file is None:
+        view = memoryview(data).cast("B")
+        size = len(view)
+        while view:
+            room = _BUFFER_BYTES - self._fill
+            take = min(len(view), room or _BUFFER_BYTES)
+            self.reserve(take)[:] = view[:take]
+            view = view[take:]
+        return size
+
+    def reserve(self, size: int, /) -> memoryview:
+        """Append ``size`` bytes that the caller fills in before it calls this writer again.
+
+        The age encryptor seals each chunk straight into this space instead of
+        into a buffer of its own that :meth:`write` would copy. The view must
+        not be kept: the buffer goes to the flusher at a later call.
+        """
+        if self._fd is None or self._finished is not None:
             raise BlobStoreError("blob writer is closed")
-        self._file.write(data)
+        if size > _BUFFER_BYTES:
+            raise ValueError(f"reserve at most {_BUFFER_BYTES} bytes at a time")
+        fill = self._fill
+        if self._flusher is None and fill + size < _BUFFER_BYTES:
+            # Small so far: the buffer grows with the blob (it holds exactly
+            # ``fill`` bytes), so a small blob never allocates a full buffer.
+            self._buffer += bytes(size)
+        else:
+            if len(self._buffer) < _BUFFER_BYTES:
+                buffer = bytearray(_BUFFER_BYTES)
+                buffer[:fill] = self._buffer
+                self._buffer = buffer
+            if fill + size > _BUFFER_BYTES:
+                if self._flusher is None:
+                    self._flusher = _Flusher(self._store_chunk)
+                self._flusher.submit(self._buffer, fill)
+                self._buffer = self._flusher.take()
+                fill = 0
+        self._fill = fill + size
+        self._size += size
+        return memoryview(self._buffer)[fill : fill + size]
+
+    def _store_chunk(self, data: memoryview) -> None:
+        """Hash and write ``data``, then maybe start write-back (one thread at a time)."""
+        if self._fd is None:
+            raise BlobStoreError("blob writer is closed")
         self._hash.update(data)
         size = len(data)
-        self._size += size
-        if _fadvise is not None and self._size - self._written_back >= _WRITEBACK_BYTES:
+        while data:
+            data = data[os.write(self._fd, data) :]
+        self._written += size
+        if _fadvise is not None and self._written - self._written_back >= _WRITEBACK_BYTES:
             self._start_writeback()
-        return size
 
     def _start_writeback(self) -> None:
         """Start (not wait for) write-back of everything written so far.
@@ -170,22 +231,34 @@ class _FileBlobWriter(io.RawIOBase):
         range advised starts one step back, so pages still under write-back at
         the previous call (not yet clean, hence kept) are dropped now.
         """
-        if self._file is None or _fadvise is None:
+        if self._fd is None or _fadvise is None:
             return
-        self._file.flush()
         start = self._advised_from
-        _fadvise(self._file.fileno(), start, self._size - start, os.POSIX_FADV_DONTNEED)
-        self._advised_from, self._written_back = self._written_back, self._size
+        _fadvise(self._fd, start, self._written - start, os.POSIX_FADV_DONTNEED)
+        self._advised_from, self._written_back = self._written_back, self._written
+
+    def _drain(self) -> None:
+        """Store the partly filled buffer and wait for the flusher to finish everything."""
+        flusher, self._flusher = self._flusher, None
+        if flusher is None:
+            if self._fill:
+                self._store_chunk(memoryview(self._buffer)[: self._fill])
+        else:
+            if self._fill:
+                flusher.submit(self._buffer, self._fill)
+            flusher.close()
+        self._fill = 0
+        self._buffer = bytearray()
 
     def finish(self) -> BlobRef:
         if self._finished is not None:
             return self._finished
-        if self._file is None:
+        if self._fd is None:
             raise BlobStoreError("blob writer was aborted")
-        self._file.flush()
-        os.fdatasync(self._file.fileno())  # the content; the rename is synced with the directory
-        self._file.close()
-        self._file = None
+        self._drain()
+        os.fdatasync(self._fd)  # the content; the rename is synced with the directory
+        os.close(self._fd)
+        self._fd = None
         self._finished = BlobRef(self._hash.hexdigest(), self._size)
         return self._finished
 
@@ -205,15 +278,82 @@ class _FileBlobWriter(io.RawIOBase):
     def abort(self) -> None:
         if self._ref is not None:
             return
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None:
+            flusher.cancel()
+        self._buffer = bytearray()
+        self._fill = 0
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._tmp)
 
     def close(self) -> None:
         self.abort()
         super().close()
+
+
+class _Flusher:
+    """A thread that passes queued buffers to ``store``, in order, and recycles them.
+
+    At most :data:`_BUFFERS` buffers exist, so :meth:`take` blocks while all
+    the others wait to be stored (back pressure). An error in ``store`` is
+    raised by the next :meth:`submit` or by :meth:`close`; what was queued
+    after it is dropped. :meth:`cancel` drops everything queued and waits for
+    the thread, so nothing touches the file once it returns.
+    """
+
+    def __init__(self, store: Callable[[memoryview], None]) -> None:
+        self._store = store
+        self._queue: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
+        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._allocated = 1  # the buffer the writer filled first
+        self._error: BaseException | None = None
+        self._cancelled = False
+        self._thread = threading.Thread(target=self._run, name="blob-flusher", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            buffer, size = item
+            if self._error is None and not self._cancelled:
+                try:
+                    self._store(memoryview(buffer)[:size])
+                except BaseException as err:  # raised again in the writer's thread
+                    self._error = err
+            self._free.put(buffer)
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def submit(self, buffer: bytearray, size: int) -> None:
+        """Queue ``buffer[:size]``; the buffer belongs to the flusher from now on."""
+        self._raise()
+        self._queue.put((buffer, size))
+
+    def take(self) -> bytearray:
+        """An empty buffer: a stored one, a new one, or the next one stored."""
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            pass
+        if self._allocated < _BUFFERS:
+            self._allocated += 1
+            return bytearray(_BUFFER_BYTES)
+        return self._free.get()
+
+    def close(self) -> None:
+        """Wait until everything queued is stored; raise the thread's error if any."""
+        self._queue.put(None)
+        self._thread.join()
+        self._raise()
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._queue.put(None)
+        self._thread.join()
 
 
 class FilesystemBlobStore:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from evidence_intake.service.intake import blobstore
 from evidence_intake.service.intake.blobstore import (
     BlobNotFoundError,
     BlobStoreError,
@@ -118,3 +119,52 @@ def test_a_blob_published_now_is_young_however_long_ago_it_was_written(tmp_path:
     report = store.collect_garbage(lambda digests: set(), grace_seconds=86400)
     assert report.unreferenced_blobs_removed == 0
     assert store.exists(ref.sha256)
+
+
+def test_a_large_blob_goes_through_the_flusher_and_reserve_intact(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    writer = store.writer()
+    digest = hashlib.sha256()
+    for index in range(100):  # about 6.5 MiB: several buffers, most of them via reserve
+        chunk = os.urandom(65536 + 16)
+        if index % 3:
+            writer.reserve(len(chunk))[:] = chunk
+        else:
+            writer.write(chunk)
+        digest.update(chunk)
+    assert writer._flusher is not None
+    ref = writer.publish()
+    assert ref.sha256 == digest.hexdigest()
+    assert ref.size == 100 * (65536 + 16)
+    assert hashlib.sha256(store.path(ref.sha256).read_bytes()).hexdigest() == ref.sha256
+
+
+def test_a_write_error_in_the_flusher_reaches_the_writer(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    writer = store.writer()
+
+    def disk_full(fd: int, data: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(blobstore.os, "write", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        for _ in range(20):
+            writer.write(os.urandom(1 << 20))
+        writer.finish()
+    writer.abort()
+    assert os.listdir(tmp_path) == []
+
+
+def test_abort_stops_the_flusher_and_leaves_nothing(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    writer = store.writer()
+    for _ in range(5):
+        writer.write(os.urandom(1 << 20))
+    flusher = writer._flusher
+    assert flusher is not None
+    writer.abort()
+    assert not flusher._thread.is_alive()
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(BlobStoreError):
+        writer.write(b"more")
