@@ -55,6 +55,17 @@ class Writable(Protocol):
     def write(self, data: bytes | memoryview, /) -> object: ...
 
 
+class Reserving(Protocol):
+    """A destination that can also hand out the space for the next sealed chunk.
+
+    ``reserve(size)`` appends ``size`` bytes and returns a writable view of
+    them, which the caller fills before it calls the destination again; the
+    encryptor then seals straight into it (the sealed-blob store offers this).
+    """
+
+    def reserve(self, size: int, /) -> memoryview: ...
+
+
 class Readable(Protocol):
     """Where sealed or plain bytes come from: any buffered binary stream."""
 
@@ -125,6 +136,7 @@ class StreamWriter:
 
     def __init__(self, dst: Writable, key: bytes) -> None:
         self._dst = dst
+        self._reserve: Callable[[int], memoryview] | None = getattr(dst, "reserve", None)
         self._aead = ChaCha20Poly1305(key)
         self._buf = bytearray(CHUNK_SIZE)
         self._view = memoryview(self._buf)
@@ -136,9 +148,13 @@ class StreamWriter:
 
     def _seal(self, data: memoryview, last: bool) -> None:
         n = len(data)
-        out = self._out_view[: n + TAG_SIZE]
-        self._aead.encrypt_into(_chunk_nonce(self._counter, last), data, None, out)
-        self._dst.write(out)
+        nonce = _chunk_nonce(self._counter, last)
+        if self._reserve is not None:  # see Reserving: no copy of the sealed chunk
+            self._aead.encrypt_into(nonce, data, None, self._reserve(n + TAG_SIZE))
+        else:
+            out = self._out_view[: n + TAG_SIZE]
+            self._aead.encrypt_into(nonce, data, None, out)
+            self._dst.write(out)
         self._counter += 1
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -150,6 +166,12 @@ class StreamWriter:
                 # More data follows, so the held chunk is not the last one.
                 self._seal(self._view, last=False)
                 self._fill = 0
+            if self._fill == 0 and len(view) > CHUNK_SIZE:
+                # A whole chunk with more data after it in this same write is
+                # not the last one either: seal it in place, without a copy.
+                self._seal(view[:CHUNK_SIZE], last=False)
+                view = view[CHUNK_SIZE:]
+                continue
             take = min(CHUNK_SIZE - self._fill, len(view))
             self._view[self._fill : self._fill + take] = view[:take]
             self._fill += take
