@@ -10,19 +10,18 @@ or ``INTAKE_TOKEN`` (``--token`` works too, but shows in the process list).
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import mimetypes
 import os
 import secrets
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError, show_progress
-
-CHUNK = 1 << 20
+from .streaming_post import FileChangedError, FileRange, Piece, Response, body_length, post
 
 
 class _Part:
@@ -40,36 +39,24 @@ class _Part:
 
 
 class MultipartBody:
-    """A multipart/form-data body streamed from memory and files, with its exact length."""
+    """A multipart/form-data body as pieces: bytes in memory and whole files by reference."""
 
-    def __init__(self, parts: list[_Part], on_progress: Any = None) -> None:
+    def __init__(self, parts: list[_Part]) -> None:
         self.boundary = "intake-" + secrets.token_hex(16)
-        self.parts = parts
-        self.on_progress = on_progress
-        delimiter = len(self.boundary) + 4  # "--" boundary "\r\n"
-        self.length = sum(delimiter + len(p.head) + p.size + 2 for p in parts)
-        self.length += len(self.boundary) + 6  # "--" boundary "--\r\n"
+        self.pieces: list[Piece] = []
+        for part in parts:
+            self.pieces.append(f"--{self.boundary}\r\n".encode() + part.head)
+            if part.data is not None:
+                self.pieces.append(part.data)
+            elif part.path is not None:
+                self.pieces.append(FileRange(part.path, part.size))
+            self.pieces.append(b"\r\n")
+        self.pieces.append(f"--{self.boundary}--\r\n".encode())
+        self.length = body_length(self.pieces)
 
     @property
     def content_type(self) -> str:
         return f"multipart/form-data; boundary={self.boundary}"
-
-    def __iter__(self) -> Iterator[bytes]:
-        sent = 0
-        for part in self.parts:
-            yield f"--{self.boundary}\r\n".encode() + part.head
-            if part.data is not None:
-                yield part.data
-                sent += part.size
-            elif part.path is not None:
-                with open(part.path, "rb") as src:
-                    while chunk := src.read(CHUNK):
-                        sent += len(chunk)
-                        if self.on_progress is not None:
-                            self.on_progress(sent)
-                        yield chunk
-            yield b"\r\n"
-        yield f"--{self.boundary}--\r\n".encode()
 
 
 def _token(args: argparse.Namespace) -> str:
@@ -95,9 +82,11 @@ def _readable(path: str) -> Path:
 
 class _Progress:
     def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.enabled, self.last = max(total, 1), enabled, 0.0
+        self.total, self.enabled, self.last, self.sent = max(total, 1), enabled, 0.0, 0
 
-    def __call__(self, sent: int) -> None:
+    def __call__(self, size: int) -> None:
+        self.sent += size
+        sent = self.sent
         now = time.monotonic()
         if self.enabled and (now - self.last > 0.2 or sent >= self.total):
             self.last = now
@@ -111,14 +100,14 @@ class _Progress:
             print(file=sys.stderr)
 
 
-def _problem_line(response: Any) -> str:
+def _problem_line(response: Response) -> str:
     try:
-        problem = response.json()
+        problem = json.loads(response.body)
         detail = problem.get("detail") or problem.get("title") or ""
         field = f" (field: {problem['field']})" if problem.get("field") else ""
-        return f"the server refused the statement: {response.status_code} {detail}{field}"
-    except ValueError:
-        return f"the server answered {response.status_code}"
+        return f"the server refused the statement: {response.status} {detail}{field}"
+    except (ValueError, AttributeError):
+        return f"the server answered {response.status}"
 
 
 def _print_receipt(receipt: dict[str, Any]) -> None:
@@ -149,25 +138,28 @@ def cmd_submit(args: argparse.Namespace) -> int:
     for path in attachments:
         ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         parts.append(_Part("attachment", ctype, path=path, filename=path.name))
-    progress = _Progress(sum(p.size for p in parts), show_progress(args.quiet))
-    body = MultipartBody(parts, progress)
-
-    import httpx  # online command: imported here, never by the offline ones
-
+    progress = _Progress(sum(p.size for p in parts if p.path is not None),
+                         show_progress(args.quiet))
+    body = MultipartBody(parts)
     url = args.server.rstrip("/") + "/api/v1/statements"
     headers = {"Authorization": f"Bearer {token}", "Content-Type": body.content_type,
-               "Content-Length": str(body.length)}
+               "Accept": "application/json", "User-Agent": "intake-submit"}
     try:
-        with httpx.Client(timeout=httpx.Timeout(60.0, write=None, read=600.0),
-                          verify=not args.insecure) as client:
-            response = client.post(url, content=iter(body), headers=headers)
-    except httpx.HTTPError as err:
+        response = post(url, body.pieces, headers, verify=not args.insecure, progress=progress)
+    except FileChangedError as err:
+        raise CommandError(str(err)) from err
+    except ValueError as err:
+        raise CommandError(f"--server: {err}", EXIT_USAGE) from err
+    except (OSError, http.client.HTTPException) as err:
         raise CommandError(f"cannot reach {args.server}: {type(err).__name__}") from err
     finally:
         progress.done()
-    if response.status_code != 201:
+    if response.status != 201:
         raise CommandError(_problem_line(response), EXIT_FAILED)
-    receipt = response.json()
+    try:
+        receipt = json.loads(response.body)
+    except ValueError as err:
+        raise CommandError("the server answered 201 without a JSON receipt") from err
     if args.json:
         json.dump(receipt, sys.stdout, indent=2, ensure_ascii=False)
         print()

@@ -1,0 +1,129 @@
+"""The streamed POST under ``intake submit``: exact bytes, early answers, changed files, proxies."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from evidence_intake.cli import streaming_post
+from evidence_intake.cli.streaming_post import FileChangedError, FileRange, body_length, post
+
+
+class _OneShotServer:
+    """Accepts one connection, reads the request (or only its head), answers, closes."""
+
+    def __init__(self, answer: bytes, *, read_body: bool = True) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.answer = answer
+        self.read_body = read_body
+        self.head = b""
+        self.body = b""
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            self.head, _, rest = data.partition(b"\r\n\r\n")
+            length = int(next(line.split(b":", 1)[1] for line in self.head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:")))
+            body = bytearray(rest)
+            while self.read_body and len(body) < length:
+                chunk = conn.recv(1 << 20)
+                if not chunk:
+                    break
+                body += chunk
+            self.body = bytes(body)
+            conn.sendall(self.answer)
+        self.sock.close()
+
+
+def test_the_body_is_the_pieces_in_order_with_their_exact_length(tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(3 * (1 << 20) + 17))  # several sendfile and read rounds
+    small = tmp_path / "small.txt"
+    small.write_bytes(b"statement")
+    pieces = [b"--b\r\n", FileRange(small, 9), b"\r\n--b\r\n", FileRange(big, big.stat().st_size),
+              b"\r\n--b--\r\n"]
+    server = _OneShotServer(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}")
+    seen: list[int] = []
+
+    response = post(f"http://127.0.0.1:{server.port}/api/v1/statements", pieces,
+                    {"Content-Type": "multipart/form-data; boundary=b"}, progress=seen.append)
+
+    server.thread.join(10)
+    assert (response.status, response.body) == (201, b"{}")
+    assert server.head.startswith(b"POST /api/v1/statements HTTP/1.1\r\n")
+    assert f"Content-Length: {body_length(pieces)}".encode() in server.head
+    assert server.body == (b"--b\r\nstatement\r\n--b\r\n" + big.read_bytes() + b"\r\n--b--\r\n")
+    assert sum(seen) == 9 + big.stat().st_size
+
+
+def test_an_answer_before_the_body_is_read_is_returned(tmp_path: Path) -> None:
+    big = tmp_path / "video.mp4"
+    big.write_bytes(b"\0" * (64 << 20))
+    problem = b'{"detail": "too large"}'
+    server = _OneShotServer(b"HTTP/1.1 413 Content Too Large\r\nConnection: close\r\n"
+                            b"Content-Length: %d\r\n\r\n%s" % (len(problem), problem),
+                            read_body=False)
+
+    response = post(f"http://127.0.0.1:{server.port}/x", [FileRange(big, 64 << 20)], {})
+
+    assert (response.status, response.body) == (413, problem)
+
+
+def test_a_file_that_shrank_since_its_length_was_declared_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"x" * 1000)
+    server = _OneShotServer(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+                            read_body=False)
+    with pytest.raises(FileChangedError):
+        post(f"http://127.0.0.1:{server.port}/x", [FileRange(path, 5000)], {})
+
+
+def test_the_tls_path_sends_a_file_in_reads_not_sendfile(tmp_path: Path) -> None:
+    path = tmp_path / "a.bin"
+    data = os.urandom((1 << 20) + 5)
+    path.write_bytes(data)
+    left, right = socket.socketpair()
+    received = bytearray()
+
+    def drain() -> None:
+        while chunk := right.recv(1 << 20):
+            received.extend(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    streaming_post._send_file(left, FileRange(path, len(data)), lambda n: None, tls=True)
+    left.close()
+    reader.join(10)
+    right.close()
+    assert bytes(received) == data
+
+
+@pytest.mark.parametrize(("env", "url", "expected"), [
+    ({}, "https://node.example/", None),
+    ({"HTTPS_PROXY": "http://proxy:3128"}, "https://node.example/", ("proxy", 3128)),
+    ({"HTTPS_PROXY": "http://proxy:3128", "NO_PROXY": "node.example"},
+     "https://node.example/", None),
+    ({"HTTP_PROXY": "proxy:8080"}, "http://node.example/", ("proxy", 8080)),
+    ({"ALL_PROXY": "http://proxy:1"}, "https://node.example/", ("proxy", 1)),
+])
+def test_proxies_come_from_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                           env: dict[str, str], url: str,
+                                           expected: tuple[str, int] | None) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy",
+                 "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    proxy = streaming_post._proxy_for(streaming_post.urllib.parse.urlsplit(url))
+    assert (None if proxy is None else (proxy.hostname, proxy.port)) == expected
