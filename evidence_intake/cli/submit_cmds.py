@@ -42,7 +42,9 @@ class MultipartBody:
     """A multipart/form-data body as pieces: bytes in memory and whole files by reference."""
 
     def __init__(self, parts: list[_Part]) -> None:
-        self.boundary = "intake-" + secrets.token_hex(16)
+        # As long as RFC 2046 allows (70): the node scans every byte for it,
+        # and a longer needle is skipped over faster (about 1.7 times here).
+        self.boundary = "intake-" + secrets.token_hex(31)
         self.pieces: list[Piece] = []
         for part in parts:
             self.pieces.append(f"--{self.boundary}\r\n".encode() + part.head)
