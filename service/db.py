@@ -24,11 +24,13 @@ connections the server closed, so several workers survive a database restart.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .settings import Settings
@@ -55,10 +57,17 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        if connection.get_execution_options().get(_READ_ONLY):
-            connection.exec_driver_sql("BEGIN DEFERRED")
-        else:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(_READ_ONLY)
+        statement = "BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE"
+        # Sent straight to the driver: every transaction begins here, and
+        # SQLAlchemy's statement machinery cost more than the BEGIN itself.
+        # Errors (a lock not granted within busy_timeout) are raised as
+        # SQLAlchemy would raise them.
+        try:
+            connection.connection.driver_connection.execute(statement)
+        except sqlite3.Error as err:
+            raise DBAPIError.instance(statement, None, err, sqlite3.Error,
+                                      dialect=connection.dialect) from err
 
 
 def create_engine_from_settings(settings: Settings) -> Engine:

@@ -13,7 +13,7 @@ from evidence_intake.service.models.accounts import ApiToken
 from evidence_intake.service.models.base import Base
 from evidence_intake.service.settings import Settings
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 
 def test_sqlite_connections_get_wal_foreign_keys_and_a_busy_timeout(tmp_path: Path) -> None:
@@ -46,3 +46,34 @@ def test_importing_the_service_creates_nothing(tmp_path: Path) -> None:
                             text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sqlite_reads_do_not_wait_for_a_writer(tmp_path: Path) -> None:
+    """Sessions take the write lock at BEGIN; read connections and sessions take none."""
+    database = Database.from_settings(Settings(data_dir=tmp_path))
+    try:
+        Base.metadata.create_all(database.engine)
+        with database.session() as writer:
+            writer.execute(text("SELECT 1"))  # BEGIN IMMEDIATE: the write lock is held
+            with database.read_connection() as reader:
+                assert reader.execute(text("SELECT 1")).scalar_one() == 1
+                assert reader.in_transaction()
+            with database.read_session() as session:
+                assert session.execute(text("SELECT 1")).scalar_one() == 1
+    finally:
+        database.dispose()
+
+
+def test_a_begin_refused_by_a_held_lock_is_a_sqlalchemy_error(tmp_path: Path) -> None:
+    database = Database.from_settings(Settings(data_dir=tmp_path))
+    try:
+        Base.metadata.create_all(database.engine)
+        with database.engine.connect() as holder:
+            holder.execute(text("SELECT 1"))  # BEGIN IMMEDIATE through the begin hook
+            with database.engine.connect() as waiter:
+                # On the driver: a statement through SQLAlchemy would begin first.
+                waiter.connection.driver_connection.execute("PRAGMA busy_timeout=50")
+                with pytest.raises(OperationalError, match="locked"):
+                    waiter.execute(text("SELECT 1"))
+    finally:
+        database.dispose()
