@@ -42,8 +42,10 @@ import hmac
 import json
 import multiprocessing
 import os
+import tempfile
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from itertools import accumulate, pairwise
 from pathlib import Path
 from typing import NoReturn
 
@@ -198,6 +200,7 @@ class _Segment:
     last_hash: bytes = b""  # hex SHA-256 of the last entry line
     levels: list[bytes] = field(default_factory=list)  # merkle.aligned_levels
     unterminated: bool = False  # the file ends inside this segment without a newline
+    spooled: tuple[str, list[int]] | None = None  # levels left in a file: name, sizes
 
     @property
     def entries(self) -> int:
@@ -254,9 +257,38 @@ def _start_worker() -> None:
     _worker_scanner = EntryScanner()
 
 
-def _check_segment_in_worker(task: tuple[str, int, int | None]) -> _Segment:
+def _check_segment_in_worker(task: tuple[str, int, int | None, str]) -> _Segment:
+    """:func:`_check_segment` in a worker; the subtree hashes go back through a file.
+
+    Through the pool's pipe a result moves 64 KB per wake-up of the reader
+    thread in the verifier's process; on a busy machine the worker would
+    spend most of its time waiting for it. A file in the verifier's private
+    temporary directory is written without waiting.
+    """
+    path, start, end, spool = task
     scanner = _worker_scanner if _worker_scanner is not None else EntryScanner()
-    return _check_segment(*task, scanner)
+    segment = _check_segment(path, start, end, scanner)
+    if not segment.levels:
+        return segment
+    name = os.path.join(spool, str(start))
+    try:
+        with open(name, "wb") as out:
+            out.write(b"".join(segment.levels))
+    except OSError:  # no room: the slower way is still right
+        return segment
+    return replace(segment, levels=[], spooled=(name, [len(level) for level in segment.levels]))
+
+
+def _unspool(segment: _Segment) -> _Segment:
+    """The segment with the subtree hashes a worker left in a file read back."""
+    if segment.spooled is None:
+        return segment
+    name, sizes = segment.spooled
+    with open(name, "rb") as spooled:
+        data = spooled.read()
+    os.remove(name)
+    offsets = list(accumulate(sizes, initial=0))
+    return replace(segment, levels=[data[a:b] for a, b in pairwise(offsets)], spooled=None)
 
 
 def _segments(path: Path) -> list[tuple[str, int, int | None]]:
@@ -298,7 +330,8 @@ def _check_segments(path: Path, workers: int) -> Generator[_Segment]:
     """:func:`_check_segment` of every segment, in order, in ``workers`` processes.
 
     The workers read the file themselves: only offsets go to them and only
-    chain ends and subtree hashes (64 bytes an entry) come back.
+    chain ends and subtree hashes (64 bytes an entry, through a file) come
+    back.
     """
     tasks = _segments(path)
     if workers <= 1 or len(tasks) <= 1:
@@ -307,9 +340,13 @@ def _check_segments(path: Path, workers: int) -> Generator[_Segment]:
             yield _check_segment(*task, scanner)
         return
     context = multiprocessing.get_context("spawn")
-    with context.Pool(min(workers, len(tasks)), initializer=_start_worker) as pool:
-        yield from pool.imap(_check_segment_in_worker, tasks)
-        # Leaving the block early (a failed segment) terminates the workers.
+    with tempfile.TemporaryDirectory(prefix="intake-verify-") as spool, context.Pool(
+            min(workers, len(tasks)), initializer=_start_worker) as pool:
+        for segment in pool.imap(_check_segment_in_worker,
+                                 [(*task, spool) for task in tasks]):
+            yield _unspool(segment)
+        # Leaving the block early (a failed segment) terminates the workers
+        # (before the directory and what is left in it are removed).
 
 
 def read_log(path: Path, *, workers: int = 1

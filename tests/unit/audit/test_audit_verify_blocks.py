@@ -194,3 +194,19 @@ def test_errors_keep_their_line_numbers_across_blocks(
         verify.verify_log(write(tmp_path / "nl.jsonl", [*lines[:-1], lines[-1][:-1]]),
                           verifier)
     assert str(unterminated.value).startswith(f"line {len(lines)} ")
+
+
+def test_worker_results_come_back_through_a_file_or_in_band(
+        tmp_path: Path, signer: NoteSigner) -> None:
+    log = _log(signer, 20, 7)
+    path = write(tmp_path / "log.jsonl", log.lines)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    direct = verify._check_segment(str(path), 0, None, EntryScanner())
+    spooled = verify._check_segment_in_worker((str(path), 0, None, str(spool)))
+    assert spooled.spooled is not None and spooled.levels == []
+    assert verify._unspool(spooled) == direct
+    assert not list(spool.iterdir())  # read back and removed
+    # A spool that cannot be written: the hashes come back with the result.
+    in_band = verify._check_segment_in_worker((str(path), 0, None, str(tmp_path / "gone")))
+    assert in_band == direct
