@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -27,6 +28,12 @@ class _OneShotServer:
         self.thread.start()
 
     def _serve(self) -> None:
+        try:
+            self._answer_one()
+        finally:
+            self.sock.close()
+
+    def _answer_one(self) -> None:
         conn, _ = self.sock.accept()
         with conn:
             data = b""
@@ -43,7 +50,6 @@ class _OneShotServer:
                 body += chunk
             self.body = bytes(body)
             conn.sendall(self.answer)
-        self.sock.close()
 
 
 def test_the_body_is_the_pieces_in_order_with_their_exact_length(tmp_path: Path) -> None:
@@ -127,3 +133,71 @@ def test_proxies_come_from_the_environment(monkeypatch: pytest.MonkeyPatch,
         monkeypatch.setenv(name, value)
     proxy = streaming_post._proxy_for(streaming_post.urllib.parse.urlsplit(url))
     assert (None if proxy is None else (proxy.hostname, proxy.port)) == expected
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+class _TlsServer(_OneShotServer):
+    def __init__(self, answer: bytes, cert: Path, key: Path) -> None:
+        import ssl
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        self._context = context
+        super().__init__(answer)
+
+    def _serve(self) -> None:
+        self.sock = self._context.wrap_socket(self.sock, server_side=True)
+        with contextlib.suppress(OSError):  # the client refused the certificate
+            super()._serve()
+
+
+def test_https_checks_the_certificate_unless_told_not_to(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    cert, key = _self_signed(tmp_path)
+    data = os.urandom((1 << 20) + 3)
+    path = tmp_path / "a.bin"
+    path.write_bytes(data)
+    answer = b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}"
+
+    untrusted = _TlsServer(answer, cert, key)
+    with pytest.raises(OSError):  # ssl.SSLCertVerificationError
+        post(f"https://127.0.0.1:{untrusted.port}/x", [FileRange(path, len(data))], {})
+
+    insecure = _TlsServer(answer, cert, key)
+    response = post(f"https://127.0.0.1:{insecure.port}/x", [b"<", FileRange(path, len(data))],
+                    {}, verify=False)
+    insecure.thread.join(10)
+    assert response.status == 201 and insecure.body == b"<" + data
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the node's CA in the trust store
+    trusted = _TlsServer(answer, cert, key)
+    response = post(f"https://127.0.0.1:{trusted.port}/x", [FileRange(path, len(data))], {})
+    trusted.thread.join(10)
+    assert response.status == 201 and trusted.body == data
