@@ -28,7 +28,7 @@ import re
 import threading
 import warnings
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import icu  # type: ignore[import-untyped]  # PyICU ships no type information
 from myanmartools import ZawgyiDetector  # type: ignore[import-untyped]  # no stubs
@@ -52,27 +52,39 @@ class TextForms:
 _MYANMAR = re.compile("[\u1000-\u109f\uaa60-\uaa7f\ua9e0-\ua9ff]")
 
 
-# The detector and the transliterator are built once; ICU transliterators are
-# not documented as thread-safe, so each thread gets its own.
-_local = threading.local()
+# The detector and the transliterator are built once per process, on first
+# use (about 15 ms and 27 ms), and shared by every thread. Per-thread copies
+# were rebuilt by every new worker thread, and the thread pool retires idle
+# threads, so with sparse traffic nearly every Burmese statement paid for both.
+# The detector only reads its model after construction. ICU transliterators
+# are not documented as thread-safe, so the shared one is used under a lock.
+_build_lock = threading.Lock()
+_transliterate_lock = threading.Lock()
+_shared: dict[str, Any] = {}
 
 
 def _detector() -> ZawgyiDetector:
-    detector = getattr(_local, "detector", None)
+    detector = _shared.get("detector")
     if detector is None:
-        # myanmartools 1.2 loads its model with the deprecated
-        # importlib.resources.open_binary; the warning is theirs, not ours.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=DeprecationWarning,
-                                    message="open_binary is deprecated")
-            detector = _local.detector = ZawgyiDetector()
+        with _build_lock:
+            detector = _shared.get("detector")
+            if detector is None:
+                # myanmartools 1.2 loads its model with the deprecated
+                # importlib.resources.open_binary; the warning is theirs, not ours.
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", category=DeprecationWarning,
+                                            message="open_binary is deprecated")
+                    detector = _shared["detector"] = ZawgyiDetector()
     return detector
 
 
 def _transliterator() -> icu.Transliterator:
-    trans = getattr(_local, "transliterator", None)
+    trans = _shared.get("transliterator")
     if trans is None:
-        trans = _local.transliterator = icu.Transliterator.createInstance("Zawgyi-my")
+        with _build_lock:
+            trans = _shared.get("transliterator")
+            if trans is None:
+                trans = _shared["transliterator"] = icu.Transliterator.createInstance("Zawgyi-my")
     return trans
 
 
@@ -95,5 +107,7 @@ def unicode_forms(text: str) -> TextForms:
     encoding, probability = classify(text)
     if encoding != "zawgyi":
         return TextForms(encoding, probability, text, ())
-    converted = str(_transliterator().transliterate(text))
+    trans = _transliterator()
+    with _transliterate_lock:
+        converted = str(trans.transliterate(text))
     return TextForms(encoding, probability, converted, ("zawgyi-to-unicode",))

@@ -68,3 +68,26 @@ def test_too_few_myanmar_characters_are_undetermined_and_kept_as_typed() -> None
     assert forms.encoding == "undetermined"
     assert forms.unicode == short
     assert forms.transformations == ()
+
+
+def test_detector_and_transliterator_are_built_once_for_all_threads() -> None:
+    """Worker threads come and go; each must not rebuild the model (about 40 ms)."""
+    import threading
+
+    from evidence_intake.service.intake import zawgyi
+
+    seen: list[tuple[object, object]] = []
+
+    def convert() -> None:
+        zawgyi.unicode_forms(ARTICLE_1_ZAWGYI)
+        seen.append((zawgyi._detector(), zawgyi._transliterator()))
+
+    threads = [threading.Thread(target=convert) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(seen) == 4
+    assert len({id(d) for d, _ in seen}) == 1
+    assert len({id(t) for _, t in seen}) == 1
+    assert zawgyi.unicode_forms(ARTICLE_1_ZAWGYI).unicode == ARTICLE_1_UNICODE
