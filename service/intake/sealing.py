@@ -10,7 +10,6 @@ chunk size (64 KiB) per copy plus the caller's chunk.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, cast
@@ -19,6 +18,7 @@ from ...crypto.age import open_encryptor
 from ...crypto.age.keys import parse_recipient
 from ...crypto.age.stanza import Recipient
 from ..models.recipients import KeyKind
+from .background_hash import BackgroundSha256
 from .blobstore import BlobRef, BlobStore, BlobWriter, Lease
 from .routing import KeyGroup
 
@@ -53,7 +53,7 @@ class MultiSealer:
         lease: Lease | None = None,
     ) -> None:
         self._on_blob = on_blob
-        self._hash = hashlib.sha256()
+        self._hash = BackgroundSha256()  # large attachments: hashed on another thread
         self._size = 0
         self._writers: list[tuple[KeyKind, BlobWriter]] = []
         self._stack = contextlib.ExitStack()
