@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, NoReturn
 
@@ -130,6 +131,7 @@ class _Cursor:
 
     def __init__(self, connection: Connection, statements: _Statements) -> None:
         self.statements = statements
+        self.connection = connection.connection.driver_connection
         self.cursor = connection.connection.cursor()
 
     def _fail(self, err: Exception, sql: str, params: Any) -> NoReturn:
@@ -144,11 +146,34 @@ class _Cursor:
             self._fail(err, statement.sql, params)
 
     def executemany(self, statement: _Compiled, rows: Sequence[Mapping[str, object]]) -> None:
+        if len(rows) == 1:
+            # Most lists hold one row; psycopg's executemany costs more round
+            # trips than one execute.
+            self.execute(statement, rows[0])
+            return
         params = [statement.params(values) for values in rows]
         try:
             self.cursor.executemany(statement.sql, params)
         except self.statements.dbapi_error as err:
             self._fail(err, statement.sql, params)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Send the statements inside as one batch where the driver can (psycopg 3).
+
+        In a psycopg pipeline the writes go out together and their results
+        come back at one sync: one round trip instead of one per statement.
+        Errors surface at the latest when the block ends, as SQLAlchemy's.
+        """
+        pipeline = getattr(self.connection, "pipeline", None)
+        if self.statements.dialect.driver != "psycopg" or pipeline is None:
+            yield
+            return
+        try:
+            with pipeline():
+                yield
+        except self.statements.dbapi_error as err:
+            self._fail(err, "audit append writes (pipelined)", None)
 
     def one_or_none(self) -> Any:
         # Fetch every row: on SQLite that also finishes the statement.
@@ -217,18 +242,20 @@ def append(session: Session, *, actor: str, action: str,
         created = tree.append(leaf)
         # 4. Write the entry, its subjects, the new subtree hashes, the new head.
         statements = cursor.statements
-        cursor.execute(statements.insert_entry, {
-            "seq": size, "canonical": data, "entry_hash": entry_hash, "leaf_hash": leaf,
-            "action": action, "actor": actor})
-        if subject_map:
-            cursor.executemany(statements.insert_subjects, [
-                {"kind": kind, "subject_id": ident, "seq": size}
-                for kind, ident in subject_map.items()])
-        cursor.executemany(statements.insert_nodes, [
-            {"level": level, "index": index, "hash": digest} for level, index, digest in created])
-        cursor.execute(statements.advance_head, {
-            "head_id": HEAD_ID, "new_size": size + 1, "new_last_hash": entry_hash,
-            "new_compact_range": tree.to_bytes()})
+        with cursor.batch():
+            cursor.execute(statements.insert_entry, {
+                "seq": size, "canonical": data, "entry_hash": entry_hash, "leaf_hash": leaf,
+                "action": action, "actor": actor})
+            if subject_map:
+                cursor.executemany(statements.insert_subjects, [
+                    {"kind": kind, "subject_id": ident, "seq": size}
+                    for kind, ident in subject_map.items()])
+            cursor.executemany(statements.insert_nodes, [
+                {"level": level, "index": index, "hash": digest}
+                for level, index, digest in created])
+            cursor.execute(statements.advance_head, {
+                "head_id": HEAD_ID, "new_size": size + 1, "new_last_hash": entry_hash,
+                "new_compact_range": tree.to_bytes()})
     finally:
         cursor.close()
     return entry

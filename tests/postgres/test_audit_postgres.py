@@ -19,8 +19,8 @@ from evidence_intake.audit.verify import verify_log
 from evidence_intake.service import auditlog
 from evidence_intake.service.auditlog.models import AuditEntry
 from evidence_intake.service.models.base import Base
-from sqlalchemy import Engine, create_engine, select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, create_engine, insert, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 pytestmark = pytest.mark.postgres
@@ -115,6 +115,27 @@ def test_update_delete_truncate_are_refused(engine: Engine, signer: NoteSigner,
               "audit_subjects": "kind"}[table]
     with Session(engine) as session, pytest.raises(DBAPIError, match="append-only"):
         session.execute(text(statement.format(t=table, c=column)))
+
+
+def test_a_failed_write_in_an_append_raises_sqlalchemys_error(engine: Engine) -> None:
+    # The append's writes go out as one psycopg pipeline; a failure inside it
+    # must still be SQLAlchemy's IntegrityError and roll back cleanly. The
+    # clashing row is never committed, so the shared log stays gap-free.
+    with Session(engine) as session:
+        auditlog.append(session, actor="acct_1", action="user.created")
+        session.commit()
+        size = auditlog.head_size(session)
+        session.commit()
+    with Session(engine) as session:
+        session.execute(insert(AuditEntry).values(
+            seq=size, canonical=b"{}", entry_hash=b"\0" * 32, leaf_hash=b"\0" * 32,
+            action="x.y", actor="x"))
+        with pytest.raises(IntegrityError):
+            auditlog.append(session, actor="acct_1", action="user.created")
+        session.rollback()
+        assert auditlog.head_size(session) == size
+        assert auditlog.append(session, actor="acct_1", action="user.created").seq == size
+        session.commit()
 
 
 def test_trigger_ddl_matches_the_installed_triggers(engine: Engine) -> None:
