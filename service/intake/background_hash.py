@@ -22,13 +22,19 @@ INLINE_BYTES = 1 << 20
 QUEUED_UPDATES = 16
 
 
-def _hash_queued(updates: queue.Queue[memoryview | None], digest: Any) -> None:
+def _hash_queued(updates: queue.Queue[memoryview | None], digest: Any,
+                 errors: list[BaseException]) -> None:
+    # Keeps taking updates after an error, so that a producer never blocks on
+    # a full queue; the error is raised by hexdigest().
     while True:
         data = updates.get()
         try:
             if data is None:
                 return
-            digest.update(data)
+            if not errors:
+                digest.update(data)
+        except BaseException as err:  # raised again by hexdigest() in the caller's thread
+            errors.append(err)
         finally:
             del data
             updates.task_done()
@@ -42,6 +48,7 @@ class BackgroundSha256:
         self._inline = 0
         self._updates: queue.Queue[memoryview | None] | None = None
         self._stop: Any = None  # a weakref.finalize once the thread runs
+        self._errors: list[BaseException] = []
 
     def update(self, data: bytes | bytearray | memoryview, /) -> None:
         view = memoryview(data)
@@ -61,7 +68,7 @@ class BackgroundSha256:
     def _start(self, first: memoryview) -> None:
         updates: queue.Queue[memoryview | None] = queue.Queue(QUEUED_UPDATES)
         updates.put(first)
-        threading.Thread(target=_hash_queued, args=(updates, self._digest),
+        threading.Thread(target=_hash_queued, args=(updates, self._digest, self._errors),
                          name="plaintext-sha256", daemon=True).start()
         self._updates = updates
         self._stop = weakref.finalize(self, updates.put, None)
@@ -73,4 +80,6 @@ class BackgroundSha256:
             self._stop.detach()
             updates.put(None)
             updates.join()
+        if self._errors:
+            raise self._errors[0]
         return self._digest.hexdigest()

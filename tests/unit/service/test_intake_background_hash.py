@@ -8,6 +8,7 @@ import os
 import threading
 import time
 
+import pytest
 from evidence_intake.service.intake import background_hash
 from evidence_intake.service.intake.background_hash import BackgroundSha256
 
@@ -61,3 +62,32 @@ def test_dropping_an_unfinished_hash_stops_its_thread() -> None:
     del ours
     gc.collect()
     assert _wait_for_threads(before)
+
+
+def test_a_caller_releasing_its_view_does_not_change_the_digest() -> None:
+    ours = BackgroundSha256()
+    reference = hashlib.sha256()
+    first = os.urandom(background_hash.INLINE_BYTES)
+    ours.update(first)
+    reference.update(first)
+    for _ in range(3 * background_hash.QUEUED_UPDATES):
+        data = os.urandom(1000)
+        view = memoryview(data)
+        ours.update(view)
+        reference.update(data)
+        view.release()  # the queued update holds a view of its own
+    assert ours.hexdigest() == reference.hexdigest()
+
+
+def test_an_error_on_the_thread_is_raised_by_hexdigest_and_nothing_blocks() -> None:
+    class Failing:
+        def update(self, data: object) -> None:
+            raise OSError("hash failed")
+
+    ours = BackgroundSha256()
+    ours.update(os.urandom(background_hash.INLINE_BYTES))
+    ours._digest = Failing()  # type: ignore[assignment]
+    for _ in range(3 * background_hash.QUEUED_UPDATES):  # more than the queue holds
+        ours.update(os.urandom(1000))
+    with pytest.raises(OSError, match="hash failed"):
+        ours.hexdigest()
