@@ -304,10 +304,15 @@ def sign_checkpoint(session: Session, signer: NoteSigner, *,
     return note
 
 
+# Built once: every receipt asks for it, and building a select() costs more
+# than SQLite spends answering it from the size index.
+_LATEST_CHECKPOINT = select(AuditCheckpoint.note).order_by(
+    AuditCheckpoint.size.desc(), AuditCheckpoint.id.desc()).limit(1)
+
+
 def latest_checkpoint(session: Session) -> str | None:
     """The newest signed checkpoint note, or None before the first one."""
-    note = session.execute(select(AuditCheckpoint.note).order_by(
-        AuditCheckpoint.size.desc(), AuditCheckpoint.id.desc()).limit(1)).scalar()
+    note = session.execute(_LATEST_CHECKPOINT).scalar()
     return None if note is None else str(note)
 
 
