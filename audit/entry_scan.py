@@ -21,7 +21,12 @@ accepts, and any line it does not match is handed to the exact validator:
   is a string;
 * the fields match :meth:`Entry.validate`: the action and time patterns,
   an actor of 1 to 200 characters, 64 lower-case hex digits of ``prev``, and
-  ``seq`` 0 only with the all-zero ``prev``.
+  ``seq`` 0 only with the all-zero ``prev``. The expression takes ``prev``
+  as 64 string characters; that they are lower-case hex digits is checked
+  after it, for a whole block at once (``bytes.translate``), because the
+  regex engine tests a class of two ranges one range at a time, which on
+  random hex digits took it half again as long as a class it tests with
+  one table lookup.
 
 Lines with escapes, non-ASCII text, 16-digit integers or arrays of objects
 take the exact path; they are correct there, only slower.
@@ -37,7 +42,12 @@ from .entry import Entry
 #: Shapes kept per kind; a log with more distinct shapes checks the rest exactly.
 MAX_SHAPES = 64
 
-_STR = rb'"[^"\\\x00-\x1f\x80-\xff]*"'
+# A character a string may hold as it is: printable ASCII and DEL, but not
+# '"' or '\\' - the set [^"\\\x00-\x1f\x80-\xff], written as a positive class:
+# the regex engine tests one with a single table lookup, a negated one in two
+# steps, and the scan of realistic lines took a quarter less time this way.
+_CHAR = rb"[ !#-\[\]-\x7f]"
+_STR = rb'"' + _CHAR + rb'*"'
 _INT = rb"(?:0|-?[1-9][0-9]{0,14})"
 _SCALAR = rb"(?:" + _STR + rb"|" + _INT + rb"|true|false|null)"
 _ARRAY = rb"\[(?:" + _SCALAR + rb"(?:," + _SCALAR + rb")*)?\]"
@@ -49,6 +59,7 @@ _TIME = (_DIGIT + rb"{4}-" + _DIGIT + rb"{2}-" + _DIGIT + rb"{2}T" + _DIGIT + rb
 # "seq":0 only right after the all-zero prev (a fixed-width look-behind).
 _SEQ = rb'(0(?<=0{64}","seq":0)|[1-9][0-9]{0,14})'
 _NOTHING = rb"(?!)"
+_HEX_DIGITS = b"0123456789abcdef"
 
 
 def _key(key: object) -> bytes | None:
@@ -96,9 +107,9 @@ class EntryScanner:
         details = b"|".join(self._details) or _NOTHING
         subjects = b"|".join(self._subjects) or _NOTHING
         line = (rb'\{"action":"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+",'
-                rb'"actor":"[^"\\\x00-\x1f\x80-\xff]{1,200}",'
+                rb'"actor":"' + _CHAR + rb'{1,200}",'
                 rb'"details":(?:' + details + rb'),'
-                rb'"prev":"([0-9a-f]{64})","seq":' + _SEQ + rb','
+                rb'"prev":"(' + _CHAR + rb'{64})","seq":' + _SEQ + rb','
                 rb'"subject":(?:' + subjects + rb'),'
                 rb'"time":"' + _TIME + rb'"\}')
         self._line = re.compile(line)
@@ -123,16 +134,29 @@ class EntryScanner:
     def match(self, line: bytes) -> tuple[bytes, bytes] | None:
         """``(prev, seq)`` of one line (no newline) if it is surely canonical."""
         found = self._line.fullmatch(line)
-        return None if found is None else (found[1], found[2])
+        if found is None or found[1].translate(None, _HEX_DIGITS):
+            return None
+        return found[1], found[2]
 
-    def match_lines(self, block: bytes, entries: int) -> list[tuple[bytes, bytes]] | None:
-        """``(prev, seq)`` of every entry line of ``block``, or None if one is unsure.
+    def match_lines(self, block: bytes, entries: int
+                    ) -> tuple[bytes, tuple[bytes, ...]] | None:
+        """``(prevs, seqs)`` of the entry lines of ``block``, or None if one is unsure.
 
-        ``block`` is whole lines, each ending in a newline, of which
-        ``entries`` are entry lines (the others are checkpoint lines, which
-        never match). A match starts at a line start and ends at that line's
-        newline (no part of the expression matches a newline), so as many
-        matches as entry lines means that every entry line matched.
+        ``prevs`` is every entry's prev, concatenated (64 hex digits each),
+        ``seqs`` the digits of each entry's seq. ``block`` is whole lines,
+        each ending in a newline, of which ``entries`` are entry lines (the
+        others are checkpoint lines, which never match). A match starts at a
+        line start and ends at that line's newline (no part of the expression
+        matches a newline), so as many matches as entry lines means that
+        every entry line matched.
         """
         found: list[tuple[bytes, bytes]] = self._lines.findall(block)
-        return found if len(found) == entries else None
+        if len(found) != entries:
+            return None
+        if not found:
+            return b"", ()
+        prev_list, seqs = zip(*found, strict=True)
+        prevs = b"".join(prev_list)
+        if prevs.translate(None, _HEX_DIGITS):
+            return None
+        return prevs, seqs

@@ -75,6 +75,7 @@ PARALLEL_MIN_BYTES = 64 << 20
 _sha256 = hashlib.sha256
 _digest = type(_sha256()).digest
 _GENESIS = GENESIS_PREV.encode("ascii")
+_HEX_SIZE = 2 * merkle.HASH_SIZE  # a hash written as hex digits, as prev is
 # The shortest entry line there can be: bounds the number of entries in a file.
 _MIN_ENTRY_LINE = len(Entry(seq=0, time="0000-00-00T00:00:00Z", actor="x",
                             action="a.b").canonical_bytes()) + 1
@@ -141,7 +142,7 @@ class _Block:
 
     entries: list[bytes]
     numbers: list[int] | None  # line numbers, or None: first, first + 1, ...
-    prevs: list[bytes]  # hex, as in each entry
+    prevs: bytes  # each entry's prev as in the entry (64 hex digits), concatenated
     seqs: list[int]
     error: tuple[int, EntryFormatError] | None  # (index, why) of the first bad entry
 
@@ -167,8 +168,7 @@ def _scan(scanner: EntryScanner, block: bytes, lines: list[bytes], first: int,
                 numbers.append(number)
         found = scanner.match_lines(block, len(entries))
     if found is not None:
-        prevs, seqs = zip(*found, strict=True) if found else ((), ())
-        return _Block(entries, numbers, list(prevs), list(map(int, seqs)), None)
+        return _Block(entries, numbers, found[0], list(map(int, found[1])), None)
     prev_list: list[bytes] = []
     seq_list: list[int] = []
     for i, line in enumerate(entries):
@@ -180,11 +180,11 @@ def _scan(scanner: EntryScanner, block: bytes, lines: list[bytes], first: int,
         try:
             entry = Entry.from_canonical(line)
         except EntryFormatError as err:
-            return _Block(entries, numbers, prev_list, seq_list, (i, err))
+            return _Block(entries, numbers, b"".join(prev_list), seq_list, (i, err))
         scanner.learn(entry)
         prev_list.append(entry.prev.encode("ascii"))
         seq_list.append(entry.seq)
-    return _Block(entries, numbers, prev_list, seq_list, None)
+    return _Block(entries, numbers, b"".join(prev_list), seq_list, None)
 
 
 @dataclass(frozen=True)
@@ -231,10 +231,10 @@ def _check_segment(path: str, start: int, end: int | None, scanner: EntryScanner
             continue
         count = len(entries)
         if next_seq < 0:
-            first_seq, first_prev, next_seq = seqs[0], prevs[0], seqs[0]
-            chained = b"".join(prevs[1:])
+            first_seq, first_prev, next_seq = seqs[0], prevs[:_HEX_SIZE], seqs[0]
+            chained = prevs[_HEX_SIZE:]
         else:
-            chained = b"".join(prevs)
+            chained = prevs
         digests = b"".join(map(_digest, map(_sha256, entries)))
         # prev of each line but the segment's first is the hash before it.
         expected = (last + digests[:-merkle.HASH_SIZE]).hex().encode("ascii")
@@ -242,7 +242,7 @@ def _check_segment(path: str, start: int, end: int | None, scanner: EntryScanner
             return _Segment(start, lines, notes, ok=False)
         next_seq += count
         last = digests[-merkle.HASH_SIZE:]
-        leaves.extend(map(_digest, map(_sha256, map(b"\x00".__add__, entries))))
+        leaves += merkle.leaf_hashes(entries)
     return _Segment(start, lines, notes, first_seq=first_seq, first_prev=first_prev,
                     last_hash=last.hex().encode("ascii"),
                     levels=merkle.aligned_levels(leaves, first_seq) if leaves else [],
@@ -456,9 +456,10 @@ def _diagnose(path: Path, start: int = 0, lines: int = 0, index: int = 0,
         # The prev each line should record: the hash of the entry before it.
         hashes = last.hex() + digests[:-32].hex()
         if broken is None and (seqs != list(range(index, index + count))
-                               or b"".join(prevs) != hashes.encode("ascii")):
-            for k, (at_seq, at_prev) in enumerate(zip(seqs, prevs, strict=True)):
-                should_be = hashes[64 * k : 64 * k + 64]
+                               or prevs != hashes.encode("ascii")):
+            for k, at_seq in enumerate(seqs):
+                should_be = hashes[_HEX_SIZE * k : _HEX_SIZE * (k + 1)]
+                at_prev = prevs[_HEX_SIZE * k : _HEX_SIZE * (k + 1)]
                 if at_seq != index + k or at_prev != should_be.encode("ascii"):
                     number = numbers[k] if numbers is not None else first_line + k
                     broken = (index + k, at_seq, at_prev.decode("ascii"), should_be, number)

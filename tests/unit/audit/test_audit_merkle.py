@@ -30,6 +30,14 @@ def test_known_root_of_the_rfc_test_tree() -> None:
             b"\x60\x61\x62\x63\x64\x65\x66\x67\x68\x69\x6a\x6b\x6c\x6d\x6e\x6f"]
     root = merkle.root(merkle.build_levels([merkle.leaf_hash(d) for d in data]), 8)
     assert root.hex() == "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"
+    # The verifier's batch hashing (leaves from a copied prefix hash, parents
+    # fed their two children) gives the same leaves and the same root.
+    leaves = merkle.leaf_hashes(data)
+    assert leaves == [merkle.leaf_hash(d) for d in data]
+    levels = merkle.aligned_levels(leaves, 0)
+    assert levels[-1].hex() == root.hex()
+    assert merkle.leaf_hashes(iter(data[:3])) == leaves[:3]
+    assert merkle.leaf_hashes([]) == []
 
 
 def test_compact_range_roots_match_the_naive_tree() -> None:

@@ -107,7 +107,7 @@ def test_integer_range_on_the_fast_and_the_exact_path(value: object, accepted: b
     if accepted:
         assert block.error is None
         assert block.seqs == [0, 1]
-        assert block.prevs == [b"0" * 64] * 2
+        assert block.prevs == b"0" * 64 * 2
     else:
         assert block.error is not None and block.error[0] == 0
 

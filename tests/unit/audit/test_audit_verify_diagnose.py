@@ -80,7 +80,7 @@ def _log(signer: NoteSigner, size: int) -> list[bytes]:
 
 
 _ops = st.lists(st.tuples(st.sampled_from(["delete", "swap", "copy", "move", "modify",
-                                            "renumber", "mangle"]),
+                                            "renumber", "mangle", "uppercase"]),
                           st.integers(0, 30), st.integers(0, 30)), min_size=1, max_size=3)
 
 
@@ -103,6 +103,9 @@ def _tamper(lines: list[bytes], ops: list[tuple[str, int, int]]) -> list[bytes]:
             out[i] = _edit(out[i], actor=f"acct_x{b}")
         elif kind == "renumber":
             out[i] = _edit(out[i], seq=b, prev=GENESIS_PREV if b == 0 else "1" * 64)
+        elif kind == "uppercase":  # a prev the scanner reads, and then must refuse
+            start = out[i].index(b'"prev":"') + 8
+            out[i] = out[i][:start] + out[i][start : start + 64].upper() + out[i][start + 64:]
         else:
             out[i] = out[i].replace(b'","', b'", "', 1)
     return out

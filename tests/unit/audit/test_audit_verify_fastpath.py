@@ -10,9 +10,11 @@ on random entries and on random mutations of them.
 from __future__ import annotations
 
 import json
+import re
 import string
 
 import pytest
+from evidence_intake.audit import entry_scan
 from evidence_intake.audit.entry import MAX_SAFE_INTEGER, Entry
 from evidence_intake.audit.entry_scan import MAX_SHAPES, EntryScanner
 from evidence_intake.audit.errors import EntryFormatError
@@ -52,6 +54,13 @@ def scanner_for(*objs: dict[str, object]) -> EntryScanner:
     {"seq": -1},
     {"seq": 1, "prev": "1" * 64},  # fine, but not ...
     {"prev": "1" + "0" * 63},  # ... a non-zero prev at seq 0
+    # prev is matched as 64 plain characters and then held to lower-case hex:
+    {"seq": 1, "prev": "A" * 64},
+    {"seq": 1, "prev": "ab" * 31 + "aG"},
+    {"seq": 1, "prev": " " * 64},
+    {"seq": 1, "prev": "0" * 63 + "x"},
+    {"seq": 1, "prev": "0" * 63},
+    {"seq": 1, "prev": "0" * 65},
     {"actor": ""},
     {"actor": "a" * 201},
     {"actor": 7},
@@ -111,6 +120,25 @@ def test_scanner_refuses_non_canonical_forms(mangle) -> None:  # type: ignore[no
     assert scanner.match(bad) is None
 
 
+def test_the_plain_string_character_class_is_exactly_the_specified_set() -> None:
+    # Printable ASCII and DEL without '"' and '\\': what the canonical encoder
+    # writes unescaped and the module docstring promises.
+    string = re.compile(entry_scan._STR)
+    for byte in range(256):
+        allowed = 0x20 <= byte <= 0x7F and byte not in b'"\\'
+        assert bool(string.fullmatch(b'"' + bytes([byte]) + b'"')) is allowed, byte
+
+
+def test_a_block_with_one_prev_that_is_not_lower_case_hex_is_not_vouched_for() -> None:
+    scanner = scanner_for(BASE)
+    good = canonical({**BASE, "seq": 1, "prev": "ab" * 32})
+    bad = canonical({**BASE, "seq": 1, "prev": "AB" * 32})
+    assert scanner.match(good) == exact(good)
+    assert scanner.match(bad) is None and exact(bad) is None
+    assert scanner.match_lines(good + b"\n" + good + b"\n", 2) is not None
+    assert scanner.match_lines(good + b"\n" + bad + b"\n", 2) is None
+
+
 def test_scanner_needs_a_learned_shape_and_keeps_a_bounded_number() -> None:
     line = canonical({**BASE, "details": {"size": 1}})
     scanner = EntryScanner()
@@ -137,8 +165,8 @@ def test_match_lines_needs_every_entry_line_to_match() -> None:
     one = canonical(BASE)
     other = canonical({**BASE, "seq": 1, "prev": "a" * 64})
     checkpoint = b'{"checkpoint":"note"}'
-    assert scanner.match_lines(one + b"\n" + other + b"\n", 2) == [
-        (b"0" * 64, b"0"), (b"a" * 64, b"1")]
+    assert scanner.match_lines(one + b"\n" + other + b"\n", 2) == (
+        b"0" * 64 + b"a" * 64, (b"0", b"1"))
     assert scanner.match_lines(one + b"\n" + checkpoint + b"\n" + other + b"\n", 2) is not None
     assert scanner.match_lines(one + b"\n" + checkpoint + b"\n", 2) is None
     assert scanner.match_lines(one + b"\n" + one + b" \n", 2) is None
@@ -147,7 +175,7 @@ def test_match_lines_needs_every_entry_line_to_match() -> None:
     assert scanner.match_lines(one[:half] + b"\n" + one[half:] + b"\n", 2) is None
     assert scanner.match_lines(one + b"," + one + b"\n", 1) is None
     assert scanner.match_lines(one + one + b"\n", 2) is None
-    assert scanner.match_lines(b"", 0) == []
+    assert scanner.match_lines(b"", 0) == (b"", ())
 
 
 # --- random entries and random mutations --------------------------------------------
@@ -235,7 +263,8 @@ def test_scanner_agrees_with_the_exact_validator(obj: dict[str, object],
         assert found == exact(mutated), mutated
     if b"\n" not in mutated:  # the same verdicts for a block of both lines
         first = scanner.match(line)
-        both = None if first is None or found is None else [first, found]
+        both = None if first is None or found is None else (
+            first[0] + found[0], (first[1], found[1]))
         assert scanner.match_lines(line + b"\n" + mutated + b"\n", 2) == both
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -218,12 +219,14 @@ def test_no_checkpoint_means_nothing_is_verified(tmp_path: Path, verifier: NoteV
     lambda line: line.replace(b'"size":', b'"size":1.0,"x":', 1),  # float
     lambda line: b'{"seq":0,' + line[1:],                     # duplicate key
     lambda line: line.replace(b'"acct_7"', b'"acct_\\u0037"', 1),  # needless escape
+    lambda line: re.sub(rb'(?<="prev":")[0-9a-f]{64}', lambda m: m[0].upper(), line),  # A-F
 ])
 def test_non_canonical_entries_are_refused_with_their_line(
         tmp_path: Path, make_log: MakeLog, verifier: NoteVerifier,
         mangle: Callable[[bytes], bytes]) -> None:
     lines = list(make_log().lines)
     pos = entry_lines(lines)[2]
+    assert mangle(lines[pos][:-1]) != lines[pos][:-1]
     lines[pos] = mangle(lines[pos][:-1]) + b"\n"
     with pytest.raises(EntryFormatError) as caught:
         verify_log(write(tmp_path / "log.jsonl", lines), verifier)
