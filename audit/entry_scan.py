@@ -145,10 +145,11 @@ class EntryScanner:
         ``prevs`` is every entry's prev, concatenated (64 hex digits each),
         ``seqs`` the digits of each entry's seq. ``block`` is whole lines,
         each ending in a newline, of which ``entries`` are entry lines (the
-        others are checkpoint lines, which never match). A match starts at a
-        line start and ends at that line's newline (no part of the expression
-        matches a newline), so as many matches as entry lines means that
-        every entry line matched.
+        others are checkpoint lines, which never match), and may end with
+        the start of a line without its newline (which never matches). A
+        match starts at a line start and ends at that line's newline (no
+        part of the expression matches a newline), so as many matches as
+        entry lines means that every entry line matched.
         """
         found: list[tuple[bytes, bytes]] = self._lines.findall(block)
         if len(found) != entries:

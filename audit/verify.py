@@ -104,9 +104,13 @@ class VerifyResult:
 class _Reader:
     """Reads whole lines of ``path`` from ``start`` (a line start) to ``end``, BLOCK at a time.
 
-    Iterating yields ``(block, lines)``: the block's bytes (whole lines, each
-    ending in a newline) and its lines without the newlines. A raw newline
-    only ever ends a line: inside a JSON string it is escaped. Afterwards
+    Iterating yields ``(block, lines)``: the bytes read, which are whole
+    lines, each ending in a newline, possibly followed by the start of a line
+    that has no newline in the block; and the whole lines, without the
+    newlines. A raw newline only ever ends a line: inside a JSON string it
+    is escaped. The start of a line is read again, with the next block: a
+    seek back costs less than copying the block to join it to the next read
+    (about 40% of the reading time, which is 4% of verifying). Afterwards
     ``rest`` holds what followed the last newline (non-empty only for a file
     whose last line is unterminated).
     """
@@ -117,23 +121,22 @@ class _Reader:
 
     def __iter__(self) -> Iterator[tuple[bytes, list[bytes]]]:
         with open(self.path, "rb") as handle:
-            handle.seek(self.start)
-            left = self.end - self.start if self.end is not None else -1
-            rest = b""
-            while left:
-                data = handle.read(BLOCK if left < 0 else min(BLOCK, left))
-                if not data:
-                    break
-                left -= len(data) if left > 0 else 0
-                block = rest + data if rest else data
-                cut = block.rfind(b"\n") + 1
-                rest = block[cut:]
-                if cut:
-                    block = block[:cut] if rest else block
-                    lines = block.split(b"\n")
-                    lines.pop()  # the empty string after the last newline
-                    yield block, lines
-            self.rest = rest
+            pos, size = self.start, BLOCK
+            while self.end is None or pos < self.end:
+                handle.seek(pos)
+                data = handle.read(size if self.end is None else min(size, self.end - pos))
+                cut = data.rfind(b"\n") + 1
+                if not cut:
+                    if len(data) < size:  # the end: what is left has no newline
+                        self.rest = data
+                        return
+                    size *= 2  # a line longer than the block: read more at once
+                    continue
+                lines = data.split(b"\n")
+                lines.pop()  # what follows the last newline
+                yield data, lines
+                pos += cut
+                size = BLOCK
 
 
 @dataclass
@@ -151,8 +154,9 @@ def _scan(scanner: EntryScanner, block: bytes, lines: list[bytes], first: int,
           notes: list[tuple[int, bytes]]) -> _Block:
     """Check the entry lines of a block; its checkpoint lines go to ``notes``.
 
-    ``first`` is the number of the block's first line. If ``error`` is set,
-    ``prevs`` and ``seqs`` stop at that entry.
+    ``block`` is what :class:`_Reader` yields, ``lines`` its whole lines,
+    ``first`` the number of the first one. If ``error`` is set, ``prevs`` and
+    ``seqs`` stop at that entry.
     """
     entries, numbers = lines, None
     # A checkpoint line never matches, so when every line does there is none

@@ -210,3 +210,25 @@ def test_worker_results_come_back_through_a_file_or_in_band(
     # A spool that cannot be written: the hashes come back with the result.
     in_band = verify._check_segment_in_worker((str(path), 0, None, str(tmp_path / "gone")))
     assert in_band == direct
+
+
+@pytest.mark.parametrize("block", [1, 5, 16, 1 << 20])
+@pytest.mark.parametrize("tail", [b"", b"no newline"])
+def test_the_reader_yields_each_whole_line_once(
+        tmp_path: Path, block: int, tail: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Lines longer and shorter than a block; a block may end inside a line,
+    # which is read again with the next one.
+    monkeypatch.setattr(verify, "BLOCK", block)
+    lines = [b"a" * n for n in (0, 3, 40, 1, 17, 0, 2)]
+    path = tmp_path / "lines"
+    path.write_bytes(b"".join(line + b"\n" for line in lines) + tail)
+    reader = verify._Reader(path)
+    seen = []
+    for data, block_lines in reader:
+        assert data.startswith(b"".join(line + b"\n" for line in block_lines))
+        seen += block_lines
+    assert seen == lines
+    assert reader.rest == tail
+    middle = verify._Reader(path, 1, 1 + 4 + 41)  # lines 1 and 2 (from 0)
+    assert [line for _, block_lines in middle for line in block_lines] == lines[1:3]
+    assert middle.rest == b""
