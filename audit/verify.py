@@ -27,12 +27,19 @@ worker process (or in turn by this one) in blocks of BLOCK bytes. An entry
 line is proven canonical without decoding it, by one regular-expression
 scan per block (:class:`entry_scan.EntryScanner`, which accepts only bytes
 the exact validator accepts); a line it is unsure of goes to
-``Entry.from_canonical``, the specification. The hashes are computed with
-``map`` (no Python loop per line), the chain is compared a block at a time
-as hex strings, and a segment returns only its chain ends and the complete
-Merkle subtrees inside it; the subtrees that straddle two segments are
-hashed here. A log that fails is read once more, streaming, by
-:func:`_diagnose`, to name the first broken link.
+``Entry.from_canonical``, the specification. Entry hashes are computed
+with ``map``; leaf and node hashes are copies of a hash primed with their
+0x00 / 0x01 prefix (:func:`merkle.leaf_hashes`), so no prefixed message is
+built. The chain is compared a block at a time as hex strings, and a
+segment returns only its chain ends and the complete Merkle subtrees inside
+it; the subtrees that straddle two segments are hashed here. A log that
+fails is read once more, streaming, by :func:`_diagnose`, to name the first
+broken link.
+
+Per entry, one process spends about 4.2-6.2 us of CPU on the shared 2-core
+build machine (figures in docs/cli/audit.md): the regular-expression scan
+is the largest part, then the three SHA-256 calls (entry, leaf, node;
+mostly OpenSSL's per-call cost), then reading and splitting the block.
 """
 
 from __future__ import annotations
