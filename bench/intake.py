@@ -161,6 +161,9 @@ def _http_implementation() -> str:
     return f"{http}/{loop}"
 
 
+UPLOAD_ROUNDS = 3
+
+
 def bench_upload(root: Path, size_mib: int) -> bool:
     node = Node(root / "upload")
     source = root / "attachment.bin"
@@ -172,44 +175,60 @@ def bench_upload(root: Path, size_mib: int) -> bool:
     text = root / "statement.txt"
     text.write_text("bench statement", encoding="utf-8")
 
-    cpu = _children_cpu()
-    start = time.perf_counter()
-    subprocess.run(["age", "-r", node.recipient, "-o", str(root / "ref.age"), str(source)],
-                   check=True)
-    age_seconds = time.perf_counter() - start
-    age_cpu = _children_cpu() - cpu
-    # Context, not the target: the server fdatasyncs every blob before naming
-    # it (durability), which age does not; this is what that costs here.
-    fd = os.open(root / "ref.age", os.O_RDONLY)
-    try:
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
-    durable_seconds = time.perf_counter() - start
-    (root / "ref.age").unlink()
+    def run_age() -> tuple[float, float, float]:
+        """(seconds, seconds with fdatasync of the output, CPU seconds) of age."""
+        cpu = _children_cpu()
+        start = time.perf_counter()
+        subprocess.run(["age", "-r", node.recipient, "-o", str(root / "ref.age"), str(source)],
+                       check=True)
+        seconds = time.perf_counter() - start
+        cpu = _children_cpu() - cpu
+        # Context, not the target: the server fdatasyncs every blob before naming
+        # it (durability), which age does not; this is what that costs here.
+        fd = os.open(root / "ref.age", os.O_RDONLY)
+        try:
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        durable = time.perf_counter() - start
+        (root / "ref.age").unlink()
+        return seconds, durable, cpu
 
-    proc, url = node.serve(workers=1)
-    try:
-        before = _status_kib(proc.pid, "VmRSS")
-        server_cpu = _cpu_seconds(proc.pid)
+    def run_upload(pid: int, url: str) -> tuple[float, float, float, bytes]:
+        """(seconds, client CPU, server CPU, receipt) of one upload."""
+        server_cpu = _cpu_seconds(pid)
         client_cpu = _children_cpu()
         start = time.perf_counter()
         done = subprocess.run(
             [str(BIN), "submit", "--server", url, "--token", node.token, "--meta", str(meta),
              "--json", "--quiet", str(text), str(source)],
             env=node.env, check=True, capture_output=True)
-        upload_seconds = time.perf_counter() - start
-        client_cpu = _children_cpu() - client_cpu
-        server_cpu = _cpu_seconds(proc.pid) - server_cpu
+        seconds = time.perf_counter() - start
+        return (seconds, _children_cpu() - client_cpu, _cpu_seconds(pid) - server_cpu,
+                done.stdout)
+
+    # Interleaved rounds, best of each (as bench/seal.py does), each round
+    # starting with no dirty pages left by the one before.
+    proc, url = node.serve(workers=1)
+    try:
+        before = _status_kib(proc.pid, "VmRSS")
+        ages, uploads = [], []
+        for _ in range(UPLOAD_ROUNDS):
+            os.sync()
+            ages.append(run_age())
+            os.sync()
+            uploads.append(run_upload(proc.pid, url))
+            json.loads(uploads[-1][3])
         peak = _status_kib(proc.pid, "VmHWM")
     finally:
         _stop(proc)
-    json.loads(done.stdout)
+    age_seconds, durable_seconds, age_cpu = min(ages)
+    upload_seconds, client_cpu, server_cpu, _ = min(uploads)
     ratio = upload_seconds / age_seconds
     growth_mib = (peak - before) / 1024
     print(f"upload {size_mib} MiB over HTTP: {upload_seconds:.2f} s "
           f"({size_mib / upload_seconds:.0f} MiB/s); age locally: {age_seconds:.2f} s "
-          f"({size_mib / age_seconds:.0f} MiB/s)")
+          f"({size_mib / age_seconds:.0f} MiB/s); best of {UPLOAD_ROUNDS} interleaved rounds")
     print(f"  ratio intake/age: {ratio:.2f} (target <= 2.0) "
           f"{'OK' if ratio <= 2 else 'MISSED'}")
     print(f"  context: age then fdatasync of its output {durable_seconds:.2f} s, ratio "
