@@ -4,7 +4,9 @@ The HTTP layer hands over the body as an async iterator of chunks. Sizes are
 checked here before any parsing: the declared ``Content-Length`` first, then
 the bytes actually received. Parsing and sealing are CPU work, so they run in
 a worker thread, fed in batches of about :data:`FEED_BYTES` so the event loop
-stays free for other requests while memory stays bounded.
+stays free for other requests while memory stays bounded. A body declared
+at most :data:`SMALL_BODY_BYTES` long (a typed statement) is read whole first
+and then handled in a single worker-thread call: fewer thread hops per request.
 
 Failure handling (docs/intake.md, "Atomicity"): any exception, cancellation
 or disconnect before the database commit deletes every blob of the upload.
@@ -37,6 +39,9 @@ log = structlog.get_logger("evidence_intake.service.intake")
 
 FEED_BYTES = 1 << 20
 QUEUED_BATCHES = 2
+# A body declared at most this long is read whole on the event loop, then
+# parsed, sealed and committed in one worker-thread call (a small statement).
+SMALL_BODY_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,7 @@ async def receive_statement(
         boundary = boundary_from_content_type(content_type)
     except MultipartError as err:
         raise UnsupportedMediaError(f"send multipart/form-data ({err})") from None
+    declared: int | None = None
     if content_length is not None:
         try:
             declared = int(content_length)
@@ -126,6 +132,17 @@ async def receive_statement(
         return _commit(database, submission, caller)
 
     try:
+        if declared is not None and declared <= min(SMALL_BODY_BYTES, limits.max_request_bytes):
+            chunks = await _read_whole(body, declared)
+
+            def parse_and_commit() -> Receipt:
+                # One worker-thread hop for the whole small statement: parse,
+                # consent lookup, sealing, blob fsyncs and the commit.
+                for data in chunks:
+                    feed(data)
+                return finish_and_commit()
+
+            return await anyio.to_thread.run_sync(parse_and_commit)
         await _pump(body, feed, limits.max_request_bytes)
         return await anyio.to_thread.run_sync(finish_and_commit)
     except BaseException as err:
@@ -136,6 +153,18 @@ async def receive_statement(
                  reason=getattr(err, "slug", type(err).__name__),
                  after_commit_attempt=submission.commit_attempted)
         raise
+
+
+async def _read_whole(body: AsyncIterator[bytes], declared: int) -> list[bytes]:
+    """The chunks of a body of ``declared`` bytes, never more (memory stays bounded)."""
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in body:
+        received += len(chunk)
+        if received > declared:
+            raise MalformedBodyError("the body is longer than its Content-Length")
+        chunks.append(chunk)
+    return chunks
 
 
 async def _pump(body: AsyncIterator[bytes], feed: Callable[[bytes], None], limit: int) -> None:
