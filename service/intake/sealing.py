@@ -10,6 +10,7 @@ chunk size (64 KiB) per copy plus the caller's chunk.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, cast
@@ -32,8 +33,15 @@ class SealedPart:
     blobs: dict[KeyKind, BlobRef]
 
 
+# Parsing a recipient decodes Bech32 and checks the point (an X25519
+# multiplication); every statement to the same bodies parses the same few
+# strings, so the immutable results are kept. The database still decides
+# which strings a statement is sealed to; this only remembers what they mean.
+_parse_recipient = functools.lru_cache(maxsize=1024)(parse_recipient)
+
+
 def parse_group_recipients(group: KeyGroup) -> list[Recipient]:
-    return [parse_recipient(text) for text in group.recipient_strings()]
+    return [_parse_recipient(text) for text in group.recipient_strings()]
 
 
 class MultiSealer:
