@@ -310,8 +310,12 @@ _LATEST_CHECKPOINT = select(AuditCheckpoint.note).order_by(
     AuditCheckpoint.size.desc(), AuditCheckpoint.id.desc()).limit(1)
 
 
-def latest_checkpoint(session: Session) -> str | None:
-    """The newest signed checkpoint note, or None before the first one."""
+def latest_checkpoint(session: Session | Connection) -> str | None:
+    """The newest signed checkpoint note, or None before the first one.
+
+    On a ``Connection`` (as the statement commit passes) it skips the ORM's
+    execution machinery, which costs more than the query.
+    """
     note = session.execute(_LATEST_CHECKPOINT).scalar()
     return None if note is None else str(note)
 

@@ -109,7 +109,7 @@ def _audit(session: Session, *, actor: str, action: str, subject: str,
                     else str(digest))
 
 
-def latest_checkpoint(session: Session) -> str | None:
+def latest_checkpoint(session: Session | Connection) -> str | None:
     """The newest signed checkpoint note, or None before the first one is signed."""
     from .. import auditlog
 
@@ -206,8 +206,8 @@ def commit_submission(session: Session, sealed: SealedSubmission, *, actor: str,
     # The latest checkpoint cannot cover the entry about to be appended, so it
     # is read first; the audit append, which locks the log's head until the
     # commit, comes last so that concurrent submissions wait on it briefly.
-    checkpoint = latest_checkpoint(session)
     connection = session.connection()
+    checkpoint = latest_checkpoint(connection)
     connection.execute(insert(_STATEMENTS), [statement_row])
     _insert_rows(connection, _BODIES, body_rows)
     _insert_rows(connection, _BLOBS, blob_rows)
