@@ -40,8 +40,8 @@ class _OneShotServer:
             while b"\r\n\r\n" not in data:
                 data += conn.recv(65536)
             self.head, _, rest = data.partition(b"\r\n\r\n")
-            length = int(next(line.split(b":", 1)[1] for line in self.head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length:")))
+            length = int(next((line.split(b":", 1)[1] for line in self.head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), b"0"))
             body = bytearray(rest)
             while self.read_body and len(body) < length:
                 chunk = conn.recv(1 << 20)
@@ -84,6 +84,53 @@ def test_an_answer_before_the_body_is_read_is_returned(tmp_path: Path) -> None:
     response = post(f"http://127.0.0.1:{server.port}/x", [FileRange(big, 64 << 20)], {})
 
     assert (response.status, response.body) == (413, problem)
+
+
+@pytest.mark.parametrize(("answer", "expected"), [
+    (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}",
+     (201, b"{}")),
+    (b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"3;x=1\r\n{\"a\r\n4\r\n\": 1\r\n1\r\n}\r\n0\r\nX-Trailer: y\r\n\r\n", (201, b'{"a": 1}')),
+    (b"HTTP/1.0 500 Oops\r\nConnection: close\r\n\r\nno length", (500, b"no length")),
+    (b"HTTP/1.1 204 No Content\r\n\r\n", (204, b"")),
+])
+def test_answers_are_read_by_their_framing(answer: bytes, expected: tuple[int, bytes]) -> None:
+    server = _OneShotServer(answer)
+    response = post(f"http://127.0.0.1:{server.port}/x?a=1", [b"body"], {"X-A": "b"})
+    server.thread.join(10)
+    assert (response.status, response.body) == expected
+    assert server.head.startswith(b"POST /x?a=1 HTTP/1.1\r\n")
+    assert f"Host: 127.0.0.1:{server.port}\r\n".encode() in server.head + b"\r\n"
+    assert b"X-A: b" in server.head and server.body == b"body"
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 201 Created\r\nContent-Length: 10\r\n\r\n{}",
+    b"SMTP ready\r\n\r\n",
+    b"",
+])
+def test_a_truncated_or_foreign_answer_is_an_oserror(answer: bytes) -> None:
+    server = _OneShotServer(answer)
+    with pytest.raises(streaming_post.ProtocolError):
+        post(f"http://127.0.0.1:{server.port}/x", [b"body"], {})
+
+
+def test_a_header_with_a_line_break_is_refused() -> None:
+    with pytest.raises(ValueError):
+        streaming_post._head("POST / HTTP/1.1", {"Authorization": "Bearer x\r\nX-Evil: 1"})
+
+
+def test_https_through_a_proxy_opens_a_connect_tunnel(monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = _OneShotServer(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n",
+                           read_body=False)
+    for name in ("NO_PROXY", "no_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://u:p@127.0.0.1:{proxy.port}")
+    with pytest.raises(OSError, match="Tunnel connection failed: 407"):
+        post("https://node.example/api", [b"x"], {})
+    proxy.thread.join(10)
+    assert proxy.head.startswith(b"CONNECT node.example:443 HTTP/1.1\r\nHost: node.example:443")
+    assert b"Proxy-Authorization: Basic dTpw" in proxy.head
 
 
 def test_a_file_that_shrank_since_its_length_was_declared_is_an_error(tmp_path: Path) -> None:
