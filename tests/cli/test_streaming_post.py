@@ -248,3 +248,53 @@ def test_https_checks_the_certificate_unless_told_not_to(tmp_path: Path,
     response = post(f"https://127.0.0.1:{trusted.port}/x", [FileRange(path, len(data))], {})
     trusted.thread.join(10)
     assert response.status == 201 and trusted.body == data
+
+
+class _TunnelProxy:
+    """Accepts one CONNECT, answers 200, then relays bytes both ways."""
+
+    def __init__(self, target_port: int) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.target_port = target_port
+        self.head = b""
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        with self.sock, self.sock.accept()[0] as client:
+            while b"\r\n\r\n" not in self.head:
+                self.head += client.recv(65536)
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            with socket.create_connection(("127.0.0.1", self.target_port)) as upstream:
+                back = threading.Thread(target=self._relay, args=(upstream, client), daemon=True)
+                back.start()
+                self._relay(client, upstream)
+                back.join(10)
+
+    @staticmethod
+    def _relay(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(1 << 16):
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)
+
+
+def test_https_through_a_connect_tunnel_reaches_the_node(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    cert, key = _self_signed(tmp_path)
+    node = _TlsServer(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}", cert, key)
+    proxy = _TunnelProxy(node.port)
+    for name in ("NO_PROXY", "no_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    path = tmp_path / "a.bin"
+    path.write_bytes(data := os.urandom((1 << 20) + 1))
+
+    response = post(f"https://127.0.0.1:{node.port}/x", [FileRange(path, len(data))], {})
+
+    node.thread.join(10)
+    assert (response.status, response.body) == (201, b"{}") and node.body == data
+    assert proxy.head.startswith(f"CONNECT 127.0.0.1:{node.port} HTTP/1.1\r\n".encode())
+
