@@ -36,6 +36,9 @@ SENDFILE_CHUNK = 8 << 20
 # Bounds on the answer's head: the status line and each header, and their number.
 MAX_LINE = 65536
 MAX_HEADERS = 100
+# The answers are receipts and problem documents of a few KiB; a server (or
+# someone in its place) that sends more is refused before it fills memory.
+MAX_ANSWER = 16 << 20
 
 
 class FileRange(NamedTuple):
@@ -162,6 +165,7 @@ class _Reader:
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._buf = bytearray()
+        self._received = 0
 
     @property
     def buffered(self) -> int:
@@ -170,6 +174,9 @@ class _Reader:
     def _fill(self) -> bool:
         chunk = self._sock.recv(READ_CHUNK)
         self._buf += chunk
+        self._received += len(chunk)
+        if self._received > MAX_ANSWER:
+            raise ProtocolError(f"the answer is longer than {MAX_ANSWER >> 20} MiB")
         return bool(chunk)
 
     def _line(self) -> bytes:
@@ -224,6 +231,8 @@ class _Reader:
         if length is not None:
             if not length.isdigit():
                 raise ProtocolError("the answer's Content-Length is not a number")
+            if int(length) > MAX_ANSWER:
+                raise ProtocolError(f"the answer is longer than {MAX_ANSWER >> 20} MiB")
             return self._exactly(int(length))
         while self._fill():  # Connection: close delimits the body
             pass

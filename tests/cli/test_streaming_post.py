@@ -115,6 +115,16 @@ def test_a_truncated_or_foreign_answer_is_an_oserror(answer: bytes) -> None:
         post(f"http://127.0.0.1:{server.port}/x", [b"body"], {})
 
 
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 9999999999\r\n\r\n{}",
+    b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"x" * (17 << 20),
+])
+def test_an_answer_too_long_to_be_a_receipt_is_refused(answer: bytes) -> None:
+    server = _OneShotServer(answer)
+    with pytest.raises(streaming_post.ProtocolError, match="longer than 16 MiB"):
+        post(f"http://127.0.0.1:{server.port}/x", [b"body"], {})
+
+
 def test_a_header_with_a_line_break_is_refused() -> None:
     with pytest.raises(ValueError):
         streaming_post._head("POST / HTTP/1.1", {"Authorization": "Bearer x\r\nX-Evil: 1"})
