@@ -129,7 +129,8 @@ def _write_header(dst: Writable, recipients: Sequence[Recipient]) -> bytes:
         stanzas.extend(recipient.wrap(file_key))
     mac_input = _format.encode_without_mac(stanzas)
     nonce = os.urandom(NONCE_SIZE)
-    dst.write(_format.encode(stanzas, _header_mac(file_key, mac_input)) + nonce)
+    # The stanzas are encoded once: the header is the MAC input plus the MAC line.
+    dst.write(_format.with_mac(mac_input, _header_mac(file_key, mac_input)) + nonce)
     return payload_key(file_key, nonce)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Sequence
 from typing import BinaryIO, NamedTuple, Protocol
 
@@ -68,9 +69,12 @@ def b64_decode(text: str) -> bytes:
     return data
 
 
+# arbitrary-string = 1*VCHAR (0x21-0x7E) in the spec's ABNF.
+_ARGUMENT = re.compile(r"[\x21-\x7e]+")
+
+
 def _check_argument(arg: str) -> None:
-    # arbitrary-string = 1*VCHAR (0x21-0x7E) in the spec's ABNF.
-    if not arg or any(not 0x21 <= ord(c) <= 0x7E for c in arg):
+    if _ARGUMENT.fullmatch(arg) is None:
         raise HeaderError("invalid stanza argument")
 
 
@@ -105,9 +109,14 @@ def encode_without_mac(stanzas: Sequence[Stanza]) -> bytes:
 
 def encode(stanzas: Sequence[Stanza], mac: bytes) -> bytes:
     """The complete header, ending with the MAC line and its newline."""
+    return with_mac(encode_without_mac(stanzas), mac)
+
+
+def with_mac(without_mac: bytes, mac: bytes) -> bytes:
+    """The complete header from :func:`encode_without_mac`'s bytes and the MAC over them."""
     if len(mac) != MAC_SIZE:
         raise ValueError("the header MAC is 32 bytes")
-    return encode_without_mac(stanzas) + b" " + b64_encode(mac).encode("ascii") + b"\n"
+    return without_mac + b" " + b64_encode(mac).encode("ascii") + b"\n"
 
 
 class LineSource(Protocol):
