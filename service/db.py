@@ -20,6 +20,8 @@ SQLite is the embedded default. Each connection gets:
 
 PostgreSQL (``postgresql+psycopg://``) is used as is; pool pre-ping drops
 connections the server closed, so several workers survive a database restart.
+The single-SELECT lookups of :meth:`Database.read_connection` run there in
+autocommit (no BEGIN and ROLLBACK round trips); every write is a transaction.
 """
 
 from __future__ import annotations
@@ -91,6 +93,12 @@ class Database:
         # Same pool and event hooks; only the begin statement differs (SQLite).
         self._read_engine = engine.execution_options(**{_READ_ONLY: True})
         self._read_sessions = sessionmaker(bind=self._read_engine, expire_on_commit=False)
+        # PostgreSQL: the lookups of read_connection run in autocommit. Each is
+        # one SELECT, atomic on its own, so a BEGIN and a ROLLBACK would only
+        # add two round trips to every request's credential and key lookups.
+        self._lookup_engine = (
+            self._read_engine.execution_options(isolation_level="AUTOCOMMIT")
+            if engine.dialect.name == "postgresql" else self._read_engine)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -124,9 +132,11 @@ class Database:
         """Like :meth:`read_session`, without the ORM: a plain connection for Core reads.
 
         For the lookups every request makes (credentials, keys), where an ORM
-        session's bookkeeping would cost more than the query.
+        session's bookkeeping would cost more than the query. On PostgreSQL the
+        connection is in autocommit: every statement reads its own snapshot, so
+        use it for lookups that need no consistency across statements.
         """
-        with self._read_engine.connect() as connection:
+        with self._lookup_engine.connect() as connection:
             try:
                 yield connection
             finally:
