@@ -20,14 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ...schemas.statements import RECEIPT_SCHEMA, AuditRef, Receipt, Routing, StatementSummary
 from .. import audit_hook
-from ..models.recipients import KeyKind, ReceivingBody, Recipient
+from ..errors import NotFoundError
+from ..models.recipients import KeyKind
 from ..models.statements import (
     SealedBlob,
     Statement,
@@ -35,6 +36,7 @@ from ..models.statements import (
     StatementRecipient,
     StatementStatus,
 )
+from ..recipient_sets import ActiveKey, active_recipients_for_bodies
 from .blobstore import FilesystemBlobStore, GarbageReport
 from .errors import InvalidStatementError, StatementNotFoundError, StatementStateError
 from .submission import SealedSubmission
@@ -56,48 +58,13 @@ _PENDING_HASH = "0" * 64
 # ------------------------------------------------------------------ helpers
 
 
-class ActiveKey(NamedTuple):
-    """An active recipient of a consented body, as the seal plan reads it."""
-
-    id: str
-    body_id: str
-    recipient: str
-    kind: KeyKind
-    fingerprint: str
-
-
-# The requested bodies with their active keys, in one query: a body without an
-# active key comes back once with NULL key columns, an unknown body not at all.
-_ACTIVE_KEYS = (
-    select(ReceivingBody.id.label("requested"), Recipient.id, Recipient.body_id,
-           Recipient.recipient, Recipient.kind, Recipient.fingerprint)
-    .select_from(ReceivingBody)
-    .outerjoin(Recipient, and_(Recipient.body_id == ReceivingBody.id,
-                               Recipient.retired_at.is_(None)))
-    .where(ReceivingBody.id.in_(bindparam("bodies", expanding=True)))
-    .order_by(Recipient.created_at, Recipient.id)
-)
-
-
 def active_keys(session: Session | Connection,
                 body_ids: Sequence[str]) -> dict[str, list[ActiveKey]]:
-    """The active keys of each consented body; an unknown body is a 422.
-
-    The same answer as :func:`recipient_sets.active_recipients_for_bodies`,
-    read as plain rows in one query, since every submission asks.
-    """
-    wanted = list(dict.fromkeys(body_ids))
-    out: dict[str, list[ActiveKey]] = {}
-    for row in session.execute(_ACTIVE_KEYS, {"bodies": wanted}):
-        keys = out.setdefault(row.requested, [])
-        if row.id is not None:
-            keys.append(ActiveKey(row.id, row.body_id, row.recipient, KeyKind(row.kind),
-                                  row.fingerprint))
-    missing = [b for b in wanted if b not in out]
-    if missing:
-        raise InvalidStatementError(f"no such receiving body: {', '.join(sorted(missing))}",
-                                    field="record.sealed.consent.sharing")
-    return {body_id: out[body_id] for body_id in wanted}
+    """The active keys of each consented body; an unknown body is a 422."""
+    try:
+        return active_recipients_for_bodies(session, body_ids)
+    except NotFoundError as err:
+        raise InvalidStatementError(err.detail, field="record.sealed.consent.sharing") from None
 
 
 def _audit(session: Session, *, actor: str, action: str, subject: str,
@@ -219,29 +186,22 @@ def commit_submission(session: Session, sealed: SealedSubmission, *, actor: str,
     if before_commit is not None:
         before_commit()
     session.commit()
-    return Receipt(
-        schema_=RECEIPT_SCHEMA,
-        statement_id=statement_id,
-        created_at=routing.created_at,
-        amends=routing.amends,
-        status=StatementStatus.active.value,
-        copies=_copies(routing),
-        audit=audit,
-        checkpoint=checkpoint,
-    )
+    return _receipt(statement_id, routing.created_at, routing.amends, StatementStatus.active,
+                    routing, audit, checkpoint)
 
 
 # ------------------------------------------------------------------ reading
 
 
-def _receipt(statement: Statement, routing: Routing, audit: AuditRef,
+def _receipt(statement_id: str, created_at: datetime, amends: str | None,
+             status: StatementStatus, routing: Routing, audit: AuditRef,
              checkpoint: str | None) -> Receipt:
     return Receipt(
         schema_=RECEIPT_SCHEMA,
-        statement_id=statement.id,
-        created_at=statement.created_at,
-        amends=statement.amends_id,
-        status=statement.status.value,
+        statement_id=statement_id,
+        created_at=created_at,
+        amends=amends,
+        status=status.value,
         copies=_copies(routing),
         audit=audit,
         checkpoint=checkpoint,
@@ -263,7 +223,8 @@ def routing_of(statement: Statement) -> Routing:
 
 def receipt_for(session: Session, statement: Statement) -> Receipt:
     audit = AuditRef(seq=statement.audit_seq, entry_hash=statement.audit_entry_hash)
-    return _receipt(statement, routing_of(statement), audit, latest_checkpoint(session))
+    return _receipt(statement.id, statement.created_at, statement.amends_id, statement.status,
+                    routing_of(statement), audit, latest_checkpoint(session))
 
 
 def summary_of(statement: Statement) -> StatementSummary:
