@@ -27,6 +27,7 @@ import math
 import re
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -63,29 +64,33 @@ _transliterate_lock = threading.Lock()
 _shared: dict[str, Any] = {}
 
 
-def _detector() -> ZawgyiDetector:
-    detector = _shared.get("detector")
-    if detector is None:
+def _shared_instance(name: str, build: Callable[[], Any]) -> Any:
+    """The process's one ``name`` object, built by ``build`` on first use."""
+    found = _shared.get(name)
+    if found is None:
         with _build_lock:
-            detector = _shared.get("detector")
-            if detector is None:
-                # myanmartools 1.2 loads its model with the deprecated
-                # importlib.resources.open_binary; the warning is theirs, not ours.
-                with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", category=DeprecationWarning,
-                                            message="open_binary is deprecated")
-                    detector = _shared["detector"] = ZawgyiDetector()
-    return detector
+            found = _shared.get(name)
+            if found is None:
+                found = _shared[name] = build()
+    return found
+
+
+def _new_detector() -> ZawgyiDetector:
+    # myanmartools 1.2 loads its model with the deprecated
+    # importlib.resources.open_binary; the warning is theirs, not ours.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning,
+                                message="open_binary is deprecated")
+        return ZawgyiDetector()
+
+
+def _detector() -> ZawgyiDetector:
+    return _shared_instance("detector", _new_detector)
 
 
 def _transliterator() -> icu.Transliterator:
-    trans = _shared.get("transliterator")
-    if trans is None:
-        with _build_lock:
-            trans = _shared.get("transliterator")
-            if trans is None:
-                trans = _shared["transliterator"] = icu.Transliterator.createInstance("Zawgyi-my")
-    return trans
+    return _shared_instance("transliterator",
+                            lambda: icu.Transliterator.createInstance("Zawgyi-my"))
 
 
 def classify(text: str) -> tuple[Encoding, float | None]:
