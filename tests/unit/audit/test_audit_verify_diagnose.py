@@ -69,6 +69,14 @@ def _edit(line: bytes, **changes: object) -> bytes:
     return Entry.from_json(obj).canonical_bytes() + b"\n"
 
 
+def _edit_entry(line: bytes, **changes: object) -> bytes:
+    """``_edit``, or the line as it is if an earlier op already made it no entry."""
+    try:
+        return _edit(line, **changes)
+    except EntryFormatError:  # e.g. its prev was upper-cased: it stays broken as it is
+        return line
+
+
 def _log(signer: NoteSigner, size: int) -> list[bytes]:
     log = MemoryLog(ORIGIN)
     for i in range(size):
@@ -100,9 +108,9 @@ def _tamper(lines: list[bytes], ops: list[tuple[str, int, int]]) -> list[bytes]:
         elif kind == "move":
             out.insert(j, out.pop(i))
         elif kind == "modify":
-            out[i] = _edit(out[i], actor=f"acct_x{b}")
+            out[i] = _edit_entry(out[i], actor=f"acct_x{b}")
         elif kind == "renumber":
-            out[i] = _edit(out[i], seq=b, prev=GENESIS_PREV if b == 0 else "1" * 64)
+            out[i] = _edit_entry(out[i], seq=b, prev=GENESIS_PREV if b == 0 else "1" * 64)
         elif kind == "uppercase":  # a prev the scanner reads, and then must refuse
             start = out[i].index(b'"prev":"') + 8
             out[i] = out[i][:start] + out[i][start : start + 64].upper() + out[i][start + 64:]
