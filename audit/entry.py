@@ -49,11 +49,6 @@ def encode_canonical(value: object) -> bytes:
     return _ENCODER.encode(value).encode("utf-8")
 
 
-def canonical_text(value: object) -> str:
-    """:func:`encode_canonical` before the UTF-8 step (for comparing with decoded text)."""
-    return _ENCODER.encode(value)
-
-
 def _check_json(value: object, path: str) -> None:
     if value is None or isinstance(value, bool):
         return
