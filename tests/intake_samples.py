@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from typing import Any
 
 CANARY = "CANARY-7f3a9c-WITNESS-ZAW-MIN-HTET"
@@ -22,6 +23,15 @@ UNICODE_ARTICLE_1 = (
 )
 
 T = "2026-11-20T09:30:00Z"
+
+
+def stored_files(blob_dir: str | os.PathLike[str]) -> list[str]:
+    """The blob store's files, sorted, without the leases living processes hold on it.
+
+    Each worker process holds one lease file (``.lease-ID``) on the store from
+    its first upload until it exits; it is not part of any upload.
+    """
+    return sorted(n for n in os.listdir(blob_dir) if not n.startswith(".lease-"))
 
 
 def _yes() -> dict[str, str]:

@@ -153,9 +153,10 @@ class Submission:
         self._attachment_blobs: list[dict[KeyKind, BlobRef]] = []
         self._attachment_count = 0
         self._open_sealers: list[MultiSealer] = []
-        # The lease marks this upload's temporary files as alive; finished
-        # blobs wait in _pending until publish(), then move to _published.
-        self._lease = store.lease() if isinstance(store, FilesystemBlobStore) else None
+        # The process's lease marks this upload's temporary files as alive
+        # (never released here); finished blobs wait in _pending until
+        # publish(), then move to _published.
+        self._lease = store.process_lease() if isinstance(store, FilesystemBlobStore) else None
         self._pending: list[BlobWriter] = []
         self._published: list[BlobRef] = []
         # Set just before the database commit: from then on a failure cannot
@@ -331,9 +332,7 @@ class Submission:
         self._release()
 
     def _release(self) -> None:
-        if self._lease is not None:
-            self._lease.release()
-            self._lease = None
+        self._lease = None
 
 
 def _require_type(info: PartInfo, expected: str, name: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import pytest
 from intake_api_support import Api
-from intake_samples import multipart, record, record_bytes
+from intake_samples import multipart, record, record_bytes, stored_files
 from sqlalchemy import text
 from statements_support import make_bodies
 
@@ -73,7 +73,7 @@ def test_disconnect_mid_attachment_leaves_nothing(api: Api, tmp_path: Path) -> N
     _call(api.client.app, headers, chunks, disconnect=True)
 
     assert (api.audit_actions(), _counts(api)) == before
-    assert os.listdir(api.settings.blob_path) == []
+    assert stored_files(api.settings.blob_path) == []
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -90,4 +90,4 @@ def test_a_complete_upload_through_the_same_path_is_stored(api: Api) -> None:
 
     sent = _call(api.client.app, headers, chunks, disconnect=False)
     assert sent[0]["status"] == 201
-    assert len(os.listdir(api.settings.blob_path)) == 1
+    assert len(stored_files(api.settings.blob_path)) == 1

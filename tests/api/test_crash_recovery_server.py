@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from intake_samples import multipart, record, record_bytes
+from intake_samples import multipart, record, record_bytes, stored_files
 from live_node_support import Server, accounts_and_body, live_node, run_intake
 
 
@@ -32,6 +32,10 @@ def node(tmp_path: Path) -> Iterator[tuple[Server, dict[str, str]]]:
 
 def _files(blobs: Path) -> list[str]:
     return sorted(os.listdir(blobs))
+
+
+def _leases(blobs: Path) -> list[str]:
+    return [n for n in _files(blobs) if n.startswith(".lease-")]
 
 
 @pytest.mark.slow
@@ -49,8 +53,9 @@ def test_kill_minus_9_mid_upload_then_restart(
     receipt = json.loads(run_intake(
         "submit", "--server", server.url, "--token", token, "--meta", str(meta), "--json",
         str(tmp_path / "statement.txt"), str(tmp_path / "photo.jpg"), env=env))
-    committed = _files(blobs)
+    committed = stored_files(blobs)
     assert len(committed) == 2
+    assert len(_leases(blobs)) == 1  # the worker's lease, held while it lives
 
     # Second upload: everything but the end of a 64 MiB attachment, then kill -9.
     total = 64 << 20
@@ -77,13 +82,16 @@ def test_kill_minus_9_mid_upload_then_restart(
     time.sleep(0.3)
     server.kill()
     sock.close()
+    dead_lease = _leases(blobs)
     leftovers = [n for n in _files(blobs) if n not in committed]
     assert leftovers and all(n.startswith((".tmp-", ".lease-")) for n in leftovers)
+    assert any(n.startswith(".tmp-") for n in leftovers)
 
     # Restart: start-up garbage collection removes the dead upload's files.
     time.sleep(2.1)  # older than the minimum orphan age
     server.start()
-    assert _files(blobs) == committed
+    assert stored_files(blobs) == committed
+    assert not set(dead_lease) & set(_files(blobs))  # the killed worker's lease went too
 
     listed = httpx.get(f"{server.url}/api/v1/statements",
                        headers={"Authorization": f"Bearer {token}"}).json()

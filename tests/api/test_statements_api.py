@@ -19,7 +19,14 @@ from evidence_intake.schemas.statements import Receipt, StatementRecord
 from evidence_intake.service.intake import records
 from evidence_intake.service.intake.blobstore import FilesystemBlobStore
 from intake_api_support import Api
-from intake_samples import UNICODE_ARTICLE_1, ZAWGYI_ARTICLE_1, multipart, record, with_change
+from intake_samples import (
+    UNICODE_ARTICLE_1,
+    ZAWGYI_ARTICLE_1,
+    multipart,
+    record,
+    stored_files,
+    with_change,
+)
 from statements_support import Bodies, make_bodies, open_blob, open_record, submit
 
 PROBLEM = "application/problem+json"
@@ -31,7 +38,7 @@ def bodies(api: Api) -> Bodies:
 
 
 def _blob_names(api: Api) -> list[str]:
-    return sorted(os.listdir(api.settings.blob_path))
+    return stored_files(api.settings.blob_path)
 
 
 def test_submission_is_sealed_per_key_kind_and_answered_with_a_receipt(

@@ -168,3 +168,40 @@ def test_abort_stops_the_flusher_and_leaves_nothing(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == []
     with pytest.raises(BlobStoreError):
         writer.write(b"more")
+
+
+def test_the_process_lease_is_taken_once_and_guards_every_upload_of_the_process(
+        tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    lease = store.process_lease()
+    assert FilesystemBlobStore(tmp_path).process_lease() is lease  # one per process and store
+    first, second = store.writer(lease), store.writer(lease)
+    first.write(b"one upload")
+    second.write(b"another upload")
+    for name in os.listdir(tmp_path):
+        _age(tmp_path / name, 10 * 86400)
+
+    # Held by this (living) process: nothing of it is collected, however old.
+    report = store.collect_garbage(lambda digests: set(), grace_seconds=86400)
+    assert report.temp_files_removed == 0
+    assert len(os.listdir(tmp_path)) == 3
+
+    # A forked child takes a lease of its own; its death frees only that one.
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        child = store.process_lease()
+        os.write(write, child.id.encode())
+        os._exit(0 if child is not lease else 1)
+    _, status = os.waitpid(pid, 0)
+    child_id = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert child_id != lease.id and (tmp_path / f".lease-{child_id}").exists()
+    _age(tmp_path / f".lease-{child_id}", 10)
+    store.collect_garbage(lambda digests: set(), grace_seconds=86400)
+    assert not (tmp_path / f".lease-{child_id}").exists()
+    assert lease.path.exists()
+    first.abort()
+    second.abort()

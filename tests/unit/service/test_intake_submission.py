@@ -39,6 +39,7 @@ from intake_samples import (
     multipart,
     record,
     record_bytes,
+    stored_files,
     with_change,
 )
 
@@ -141,7 +142,7 @@ def test_each_key_kind_gets_its_own_copy_and_only_its_bodies_can_open_it(
         with pytest.raises(NoIdentityMatchError):
             _open(store, copy.statement.sha256, other)
     # Only ciphertext, under its own digest, and nothing else in the store.
-    names = sorted(os.listdir(tmp_path / "blobs"))
+    names = stored_files(tmp_path / "blobs")
     assert len(names) == 4
     for name in names:
         assert hashlib.sha256((tmp_path / "blobs" / name).read_bytes()).hexdigest() == name
@@ -162,7 +163,7 @@ def test_no_consent_no_seal(tmp_path: Path, keys: Keys) -> None:
     with pytest.raises(NoConsentError):
         _run(tmp_path, keys, _parts(with_change(record(["un"]), "sealed.consent.storage.answer",
                                                 "no"), b"text"))
-    assert os.listdir(tmp_path / "blobs") == []
+    assert stored_files(tmp_path / "blobs") == []
 
 
 def test_a_consented_body_without_an_active_key_is_refused(tmp_path: Path, keys: Keys) -> None:
@@ -196,7 +197,7 @@ def test_attachment_limits_leave_no_blob_behind(tmp_path: Path, keys: Keys) -> N
         _run(tmp_path, keys, _parts(record(["un", "icc"]), b"t", b"a", os.urandom(2 << 20)))
     with pytest.raises(TooLargeError):
         _run(tmp_path, keys, _parts(record(["un"]), b"t", b"1", b"2", b"3", b"4"))
-    assert os.listdir(tmp_path / "blobs") == []
+    assert stored_files(tmp_path / "blobs") == []
 
 
 def test_text_must_be_utf8(tmp_path: Path, keys: Keys) -> None:
