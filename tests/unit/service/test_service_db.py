@@ -77,3 +77,84 @@ def test_a_begin_refused_by_a_held_lock_is_a_sqlalchemy_error(tmp_path: Path) ->
                     waiter.execute(text("SELECT 1"))
     finally:
         database.dispose()
+
+
+def _gate_is_free(database: Database) -> bool:
+    """Whether a write transaction could start in this process right now."""
+    with database.engine.connect() as conn:
+        conn.connection.driver_connection.execute("PRAGMA busy_timeout=50")
+        try:
+            conn.execute(text("SELECT 1"))
+        except OperationalError:
+            return False
+        conn.rollback()
+        return True
+
+
+def test_the_write_gate_opens_again_after_commit_rollback_and_a_refused_begin(
+        tmp_path: Path) -> None:
+    import sqlite3
+
+    database = Database.from_settings(Settings(data_dir=tmp_path))
+    try:
+        Base.metadata.create_all(database.engine)
+        with database.session() as session:
+            session.execute(text("CREATE TABLE counter (n INTEGER)"))
+            session.commit()
+        assert _gate_is_free(database)
+        with database.session() as session:
+            session.execute(text("INSERT INTO counter VALUES (1)"))
+            assert not _gate_is_free(database)  # held: this thread's own transaction
+            session.rollback()
+        assert _gate_is_free(database)
+
+        # Another process's writer (here: a plain connection) holds SQLite's lock:
+        # BEGIN IMMEDIATE is refused after the connection's busy_timeout, the
+        # gate opens again, and writing works once the other writer is done.
+        other = sqlite3.connect(tmp_path / "intake.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        with database.engine.connect() as conn:
+            conn.connection.driver_connection.execute("PRAGMA busy_timeout=50")
+            with pytest.raises(OperationalError, match="locked"):
+                conn.execute(text("SELECT 1"))
+            # The connection's own busy_timeout is restored after the attempt.
+            assert conn.connection.driver_connection.execute(
+                "PRAGMA busy_timeout").fetchone() == (50,)
+        other.rollback()
+        other.close()
+        assert _gate_is_free(database)
+    finally:
+        database.dispose()
+
+
+def test_writers_of_one_process_queue_at_the_gate_and_all_commit(tmp_path: Path) -> None:
+    import threading
+
+    database = Database.from_settings(Settings(data_dir=tmp_path))
+    try:
+        with database.session() as session:
+            session.execute(text("CREATE TABLE counter (n INTEGER)"))
+            session.execute(text("INSERT INTO counter VALUES (0)"))
+            session.commit()
+        errors: list[BaseException] = []
+
+        def add(times: int) -> None:
+            try:
+                for _ in range(times):
+                    with database.session() as session:
+                        value = session.execute(text("SELECT n FROM counter")).scalar_one()
+                        session.execute(text("UPDATE counter SET n = :n"), {"n": value + 1})
+                        session.commit()
+            except BaseException as err:  # pragma: no cover - reported below
+                errors.append(err)
+
+        threads = [threading.Thread(target=add, args=(25,)) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        with database.read_connection() as reader:
+            assert reader.execute(text("SELECT n FROM counter")).scalar_one() == 200
+    finally:
+        database.dispose()
