@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from . import auditlog
@@ -20,21 +21,24 @@ SYSTEM = "system"
 
 
 def record(
-    session: Session,
+    session: Session | Connection,
     *,
     actor: str,
     action: str,
     subject: Mapping[str, Any] | None = None,
     details: Mapping[str, Any] | None = None,
+    also: auditlog.AlsoWrite | None = None,
 ) -> Any:
     """Append one audit entry in ``session``'s transaction and return what the log returns.
+
+    ``also`` adds the caller's writes that need the entry (see ``auditlog.append``).
 
     ``actor`` is an account id (or ``anonymous`` / ``system``), never a name;
     ``subject`` holds ids; ``details`` holds non-secret facts (sizes, digests,
     fingerprints). Nothing identifying a witness goes here.
     """
     return auditlog.append(session, actor=actor, action=action, subject=dict(subject or {}),
-                           details=dict(details or {}))
+                           details=dict(details or {}), also=also)
 
 
 def trigger_ddl(dialect: str) -> list[str]:

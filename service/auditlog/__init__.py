@@ -9,6 +9,8 @@ transaction, checkpoints, proofs and the JSONL export.
 from .keys import LogKeyError, create_log_key, load_log_signer, log_verifier_key
 from .models import AuditCheckpoint, AuditEntry, AuditHead, AuditNode, AuditSubject
 from .store import (
+    LATEST_CHECKPOINT,
+    AlsoWrite,
     AuditLogError,
     DbHashSource,
     append,
@@ -29,6 +31,8 @@ from .store import (
 from .triggers import trigger_ddl
 
 __all__ = [
+    "LATEST_CHECKPOINT",
+    "AlsoWrite",
     "AuditCheckpoint",
     "AuditEntry",
     "AuditHead",

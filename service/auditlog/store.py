@@ -23,17 +23,13 @@ new subtree hashes (written to ``audit_nodes``) without reading old entries.
 from __future__ import annotations
 
 import hashlib
-import weakref
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, NoReturn
+from typing import BinaryIO
 
-from sqlalchemy import ClauseElement, Connection, Dialect, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Dialect, Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.compiler import SQLCompiler
 
 from ...audit import merkle
 from ...audit.checkpoint import Checkpoint, open_checkpoint
@@ -43,6 +39,7 @@ from ...audit.log import format_time
 from ...audit.note import NoteSigner
 from ...audit.proof import TlogProof
 from ...audit.verify import checkpoint_line
+from ..rawsql import Compiled, RawCursor, StatementSet
 from .models import HEAD_ID, AuditCheckpoint, AuditEntry, AuditHead, AuditNode, AuditSubject
 
 _EMPTY_HASH = b"\x00" * 32
@@ -52,16 +49,10 @@ class AuditLogError(Exception):
     """The audit log cannot answer (unknown entry, no checkpoint yet, ...)."""
 
 
-# The append path. An append runs five statements inside a business
-# transaction; pushed through ``Connection.execute`` each one costs more in
-# SQLAlchemy's execution machinery (cache lookup, execution context, result
-# set-up, events) than SQLite takes to run it. So the statements are built
-# from the tables once, compiled once per dialect, and run on the DBAPI cursor
-# of the session's own connection: the same connection and the same
-# transaction, begun by the session (``BEGIN IMMEDIATE`` on SQLite) and ended
-# by the caller's commit or rollback. Database errors are re-raised as the
-# SQLAlchemy exceptions ``Connection.execute`` would raise. One difference:
-# engine ``echo`` and cursor events do not see these statements.
+# The append path runs five statements inside a business transaction, on the
+# DBAPI cursor of the session's own connection (see service/rawsql.py): the
+# same connection and transaction, begun by the session (``BEGIN IMMEDIATE``
+# on SQLite) and ended by the caller's commit or rollback.
 _ENTRIES: Table = AuditEntry.__table__  # type: ignore[assignment]  # a mapped Table
 _SUBJECTS: Table = AuditSubject.__table__  # type: ignore[assignment]
 _NODES: Table = AuditNode.__table__  # type: ignore[assignment]
@@ -81,107 +72,22 @@ _SUBJECT_KEYS = ("kind", "subject_id", "seq")
 _NODE_KEYS = ("level", "index", "hash")
 
 
-class _Compiled:
-    """One statement compiled for one dialect, and how to lay out its parameters."""
-
-    def __init__(self, statement: ClauseElement, dialect: Dialect,
-                 keys: Sequence[str] | None = None) -> None:
-        compiled = statement.compile(dialect=dialect,
-                                     column_keys=list(keys) if keys is not None else None)
-        if not isinstance(compiled, SQLCompiler):
-            raise TypeError(f"{statement!r} did not compile to SQL")
-        self.sql = compiled.string
-        # qmark/format styles take a tuple in this order; named styles a dict.
-        self.order = tuple(compiled.positiontup) if compiled.positiontup is not None else None
-        if compiled.escaped_bind_names:
-            raise ValueError(f"bind names need escaping in {self.sql!r}")  # not ours
-
-    def params(self, values: Mapping[str, object]) -> Any:
-        if self.order is None:
-            return values
-        return tuple(values[name] for name in self.order)
-
-
-class _Statements:
+class _Statements(StatementSet):
     """The append path's statements for one dialect."""
 
     def __init__(self, dialect: Dialect) -> None:
-        self.dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
-        self.dialect = dialect
-        self.lock = _Compiled(_LOCK_SQLITE if dialect.name == "sqlite" else _LOCK_FOR_UPDATE,
-                              dialect)
-        self.insert_entry = _Compiled(insert(_ENTRIES), dialect, _ENTRY_KEYS)
-        self.insert_subjects = _Compiled(insert(_SUBJECTS), dialect, _SUBJECT_KEYS)
-        self.insert_nodes = _Compiled(insert(_NODES), dialect, _NODE_KEYS)
-        self.advance_head = _Compiled(_ADVANCE_HEAD, dialect)
+        super().__init__(dialect)
+        self.lock = Compiled(_LOCK_SQLITE if dialect.name == "sqlite" else _LOCK_FOR_UPDATE,
+                             dialect)
+        self.insert_entry = Compiled(insert(_ENTRIES), dialect, _ENTRY_KEYS)
+        self.insert_subjects = Compiled(insert(_SUBJECTS), dialect, _SUBJECT_KEYS)
+        self.insert_nodes = Compiled(insert(_NODES), dialect, _NODE_KEYS)
+        self.advance_head = Compiled(_ADVANCE_HEAD, dialect)
 
 
-_STATEMENTS: weakref.WeakKeyDictionary[Dialect, _Statements] = weakref.WeakKeyDictionary()
-
-
-def _statements(dialect: Dialect) -> _Statements:
-    found = _STATEMENTS.get(dialect)
-    if found is None:
-        found = _STATEMENTS[dialect] = _Statements(dialect)
-    return found
-
-
-class _Cursor:
-    """The statements' runner on one DBAPI cursor, wrapping driver errors as SQLAlchemy's."""
-
-    def __init__(self, connection: Connection, statements: _Statements) -> None:
-        self.statements = statements
-        self.connection = connection.connection.driver_connection
-        self.cursor = connection.connection.cursor()
-
-    def _fail(self, err: Exception, sql: str, params: Any) -> NoReturn:
-        raise DBAPIError.instance(sql, params, err, self.statements.dbapi_error,
-                                  hide_parameters=True, dialect=self.statements.dialect) from err
-
-    def execute(self, statement: _Compiled, values: Mapping[str, object]) -> None:
-        params = statement.params(values)
-        try:
-            self.cursor.execute(statement.sql, params)
-        except self.statements.dbapi_error as err:
-            self._fail(err, statement.sql, params)
-
-    def executemany(self, statement: _Compiled, rows: Sequence[Mapping[str, object]]) -> None:
-        if len(rows) == 1:
-            # Most lists hold one row; psycopg's executemany costs more round
-            # trips than one execute.
-            self.execute(statement, rows[0])
-            return
-        params = [statement.params(values) for values in rows]
-        try:
-            self.cursor.executemany(statement.sql, params)
-        except self.statements.dbapi_error as err:
-            self._fail(err, statement.sql, params)
-
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        """Send the statements inside as one batch where the driver can (psycopg 3).
-
-        In a psycopg pipeline the writes go out together and their results
-        come back at one sync: one round trip instead of one per statement.
-        Errors surface at the latest when the block ends, as SQLAlchemy's.
-        """
-        pipeline = getattr(self.connection, "pipeline", None)
-        if self.statements.dialect.driver != "psycopg" or pipeline is None:
-            yield
-            return
-        try:
-            with pipeline():
-                yield
-        except self.statements.dbapi_error as err:
-            self._fail(err, "audit append writes (pipelined)", None)
-
-    def one_or_none(self) -> Any:
-        # Fetch every row: on SQLite that also finishes the statement.
-        rows = self.cursor.fetchall()
-        return rows[0] if rows else None
-
-    def close(self) -> None:
-        self.cursor.close()
+# Writes a caller adds to the append's batch, once the entry is known: on
+# PostgreSQL they travel in the same pipeline as the entry's own writes.
+AlsoWrite = Callable[[Entry, bytes], Sequence[tuple[Compiled, Sequence[Mapping[str, object]]]]]
 
 
 def _ensure_head(connection: Connection) -> None:
@@ -195,9 +101,9 @@ def _ensure_head(connection: Connection) -> None:
         connection.execute(insert(_HEAD).values(values))
 
 
-def _lock_head(connection: Connection, cursor: _Cursor) -> tuple[int, bytes, bytes]:
+def _lock_head(connection: Connection, cursor: RawCursor) -> tuple[int, bytes, bytes]:
     """Take the append lock and return (size, last entry hash, compact range)."""
-    lock = cursor.statements.lock
+    lock = _Statements.for_dialect(connection.dialect).lock
     cursor.execute(lock, {"head_id": HEAD_ID})
     row = cursor.one_or_none()
     if row is None:
@@ -212,11 +118,15 @@ def _lock_head(connection: Connection, cursor: _Cursor) -> tuple[int, bytes, byt
     return int(size), bytes(last_hash), bytes(compact)
 
 
-def append(session: Session, *, actor: str, action: str,
+def append(session: Session | Connection, *, actor: str, action: str,
            subject: Mapping[str, str] | None = None,
            details: Mapping[str, JSONValue] | None = None,
-           now: datetime | None = None) -> Entry:
+           now: datetime | None = None, also: AlsoWrite | None = None) -> Entry:
     """Append one entry inside the caller's transaction and return it.
+
+    ``also(entry, entry_hash)`` may return more writes (statement, rows) of
+    the caller's that need the entry: they run right after the entry's own
+    writes, in the same batch (one round trip on PostgreSQL).
 
     Raises ``EntryFormatError`` for a malformed entry (the caller's change
     must then fail too) and database errors (``sqlalchemy.exc.DBAPIError``
@@ -226,8 +136,16 @@ def append(session: Session, *, actor: str, action: str,
     time_text = format_time(now or datetime.now(UTC))
     subject_map = dict(subject or {})
     details_map = dict(details or {})
-    connection = session.connection()
-    cursor = _Cursor(connection, _statements(connection.dialect))
+    if isinstance(session, Session):
+        connection = session.connection()
+    elif session.in_transaction():
+        connection = session
+    else:
+        # Its statements go to the DBAPI cursor: without a transaction begun
+        # through SQLAlchemy they would autocommit one by one.
+        raise AuditLogError("append on a Connection needs the caller's transaction begun")
+    statements = _Statements.for_dialect(connection.dialect)
+    cursor = RawCursor(connection, statements)
     try:
         # 2. Lock the head; seq and prev come from it.
         size, last_hash, compact = _lock_head(connection, cursor)
@@ -241,7 +159,6 @@ def append(session: Session, *, actor: str, action: str,
         tree = merkle.CompactRange.from_bytes(size, compact)
         created = tree.append(leaf)
         # 4. Write the entry, its subjects, the new subtree hashes, the new head.
-        statements = cursor.statements
         with cursor.batch():
             cursor.execute(statements.insert_entry, {
                 "seq": size, "canonical": data, "entry_hash": entry_hash, "leaf_hash": leaf,
@@ -256,6 +173,9 @@ def append(session: Session, *, actor: str, action: str,
             cursor.execute(statements.advance_head, {
                 "head_id": HEAD_ID, "new_size": size + 1, "new_last_hash": entry_hash,
                 "new_compact_range": tree.to_bytes()})
+            if also is not None:
+                for statement, rows in also(entry, entry_hash):
+                    cursor.executemany(statement, rows)
     finally:
         cursor.close()
     return entry
@@ -306,7 +226,7 @@ def sign_checkpoint(session: Session, signer: NoteSigner, *,
 
 # Built once: every receipt asks for it, and building a select() costs more
 # than SQLite spends answering it from the size index.
-_LATEST_CHECKPOINT = select(AuditCheckpoint.note).order_by(
+LATEST_CHECKPOINT = select(AuditCheckpoint.note).order_by(
     AuditCheckpoint.size.desc(), AuditCheckpoint.id.desc()).limit(1)
 
 
@@ -316,7 +236,7 @@ def latest_checkpoint(session: Session | Connection) -> str | None:
     On a ``Connection`` (as the statement commit passes) it skips the ORM's
     execution machinery, which costs more than the query.
     """
-    note = session.execute(_LATEST_CHECKPOINT).scalar()
+    note = session.execute(LATEST_CHECKPOINT).scalar()
     return None if note is None else str(note)
 
 

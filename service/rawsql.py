@@ -1,0 +1,147 @@
+"""Hot-path SQL, compiled once per dialect and run on the DBAPI cursor.
+
+Pushed through ``Connection.execute``, each statement of a request's hot path
+(the audit append, a statement's rows) costs more in SQLAlchemy's execution
+machinery (cache lookup, execution context, result set-up, events) than
+SQLite takes to run it. So such statements are built from the tables once,
+compiled once per dialect, and run on the DBAPI cursor of the caller's own
+connection: the same connection and the same transaction, begun and ended by
+the caller. What SQLAlchemy would still do is done here too:
+
+- parameters go through the column types' bind processors (UTC datetimes,
+  enums, booleans), as ``Connection.execute`` would send them;
+- database errors are re-raised as the SQLAlchemy exceptions
+  ``Connection.execute`` would raise (``IntegrityError``, ``OperationalError``).
+
+One difference: engine ``echo`` and cursor events do not see these statements.
+Result rows come back as the driver returns them (no result processors), so
+use this for writes and for reads of plain text and integer columns only.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar, NoReturn, Self
+
+from sqlalchemy import ClauseElement, Connection, Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.compiler import SQLCompiler
+
+
+class Compiled:
+    """One statement compiled for one dialect, and how to lay out its parameters."""
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect,
+                 keys: Sequence[str] | None = None) -> None:
+        compiled = statement.compile(dialect=dialect,
+                                     column_keys=list(keys) if keys is not None else None)
+        if not isinstance(compiled, SQLCompiler):
+            raise TypeError(f"{statement!r} did not compile to SQL")
+        if compiled.escaped_bind_names:
+            raise ValueError(f"bind names need escaping in {compiled.string!r}")  # not ours
+        if compiled.literal_execute_params or compiled.post_compile_params:
+            raise ValueError(f"{compiled.string!r} is rendered per execution (expanding IN)")
+        self.sql = compiled.string
+        # qmark/format styles take a tuple in this order; named styles a dict.
+        self.order = tuple(compiled.positiontup) if compiled.positiontup is not None else None
+        # Values fixed in the statement itself (a LIMIT, a literal in a WHERE).
+        self.defaults = {name: bind.value for bind, name in compiled.bind_names.items()
+                         if not bind.required and bind.value is not None}
+        processors = compiled._bind_processors  # what Connection.execute applies
+        self.processors: dict[str, Callable[[Any], Any]] = {
+            name: processor for name, processor in processors.items()
+            if callable(processor)}
+
+    def params(self, values: Mapping[str, object]) -> Any:
+        if self.defaults:
+            values = {**self.defaults, **values}
+        processors = self.processors
+        if processors:
+            values = {name: (processors[name](value) if name in processors else value)
+                      for name, value in values.items()}
+        if self.order is None:
+            return values
+        return tuple(values[name] for name in self.order)
+
+
+class StatementSet:
+    """A subclass's statements for one dialect, compiled at most once per dialect."""
+
+    _cache: ClassVar[weakref.WeakKeyDictionary[Dialect, StatementSet]]
+
+    def __init_subclass__(cls) -> None:
+        cls._cache = weakref.WeakKeyDictionary()
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
+
+    @classmethod
+    def for_dialect(cls, dialect: Dialect) -> Self:
+        found = cls._cache.get(dialect)
+        if found is None:
+            found = cls._cache[dialect] = cls(dialect)
+        return found  # type: ignore[return-value]  # the cache holds instances of cls
+
+
+class RawCursor:
+    """Statements of one :class:`StatementSet` on a connection's DBAPI cursor."""
+
+    def __init__(self, connection: Connection, statements: StatementSet) -> None:
+        self.statements = statements
+        self.connection = connection.connection.driver_connection
+        self.cursor = connection.connection.cursor()
+
+    def _fail(self, err: Exception, sql: str, params: Any) -> NoReturn:
+        raise DBAPIError.instance(sql, params, err, self.statements.dbapi_error,
+                                  hide_parameters=True, dialect=self.statements.dialect) from err
+
+    def execute(self, statement: Compiled, values: Mapping[str, object]) -> None:
+        params = statement.params(values)
+        try:
+            self.cursor.execute(statement.sql, params)
+        except self.statements.dbapi_error as err:
+            self._fail(err, statement.sql, params)
+
+    def executemany(self, statement: Compiled, rows: Sequence[Mapping[str, object]]) -> None:
+        """All ``rows`` (none: no statement at all)."""
+        if not rows:
+            return
+        if len(rows) == 1:
+            # Most lists hold one row; psycopg's executemany costs more round
+            # trips than one execute.
+            self.execute(statement, rows[0])
+            return
+        params = [statement.params(values) for values in rows]
+        try:
+            self.cursor.executemany(statement.sql, params)
+        except self.statements.dbapi_error as err:
+            self._fail(err, statement.sql, params)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Send the statements inside as one batch where the driver can (psycopg 3).
+
+        In a psycopg pipeline the writes go out together and their results
+        come back at one sync: one round trip instead of one per statement.
+        Errors surface at the latest when the block ends, as SQLAlchemy's.
+        """
+        pipeline = getattr(self.connection, "pipeline", None)
+        if self.statements.dialect.driver != "psycopg" or pipeline is None:
+            yield
+            return
+        try:
+            with pipeline():
+                yield
+        except self.statements.dbapi_error as err:
+            self._fail(err, "pipelined writes", None)
+
+    def one_or_none(self) -> Any:
+        # Fetch every row: on SQLite that also finishes the statement.
+        rows = self.cursor.fetchall()
+        return rows[0] if rows else None
+
+    def close(self) -> None:
+        self.cursor.close()
