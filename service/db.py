@@ -226,6 +226,21 @@ class Database:
                 raise
 
     @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """A plain connection for one write transaction, rolled back unless committed.
+
+        Like :meth:`session` without the ORM: its first statement begins the
+        transaction (on SQLite ``BEGIN IMMEDIATE``, through the write gate);
+        the caller commits.
+        """
+        with self.engine.connect() as connection:
+            try:
+                yield connection
+            except BaseException:
+                connection.rollback()
+                raise
+
+    @contextmanager
     def read_session(self) -> Iterator[Session]:
         """A session for reads only; its transaction is rolled back when the block ends.
 

@@ -18,15 +18,16 @@ between leaves unreferenced blobs that garbage collection removes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Dialect, Table, bindparam, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from ...audit.entry import Entry
 from ...schemas.statements import RECEIPT_SCHEMA, AuditRef, Receipt, Routing, StatementSummary
-from .. import audit_hook
+from .. import audit_hook, auditlog
 from ..errors import NotFoundError
 from ..models.recipients import KeyKind
 from ..models.statements import (
@@ -36,6 +37,7 @@ from ..models.statements import (
     StatementRecipient,
     StatementStatus,
 )
+from ..rawsql import Compiled, RawCursor, StatementSet
 from ..recipient_sets import ActiveKey, active_recipients_for_bodies
 from .blobstore import FilesystemBlobStore, GarbageReport
 from .errors import InvalidStatementError, StatementNotFoundError, StatementStateError
@@ -48,11 +50,6 @@ _STATEMENTS: Table = Statement.__table__  # type: ignore[assignment]  # a mapped
 _BODIES: Table = StatementBody.__table__  # type: ignore[assignment]
 _BLOBS: Table = SealedBlob.__table__  # type: ignore[assignment]
 _RECIPIENTS: Table = StatementRecipient.__table__  # type: ignore[assignment]
-_SET_AUDIT_REF = (update(_STATEMENTS).where(_STATEMENTS.c.id == bindparam("statement"))
-                  .values(audit_seq=bindparam("seq"), audit_entry_hash=bindparam("entry_hash")))
-# Placeholders replaced in the same transaction once the audit entry exists.
-_PENDING_SEQ = -1
-_PENDING_HASH = "0" * 64
 
 
 # ------------------------------------------------------------------ helpers
@@ -81,12 +78,6 @@ def latest_checkpoint(session: Session | Connection) -> str | None:
     from .. import auditlog
 
     return auditlog.latest_checkpoint(session)
-
-
-def _insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """One INSERT for all ``rows`` (none: no statement, never an empty INSERT)."""
-    if rows:
-        connection.execute(insert(table), rows)
 
 
 def _load(session: Session, statement_id: str) -> Statement:
@@ -119,21 +110,37 @@ def check_amendable(session: Session | Connection, amends: str, *, account_id: s
                                   field="record.routing.amends")
 
 
-def commit_submission(session: Session, sealed: SealedSubmission, *, actor: str,
-                      before_commit: Callable[[], None] | None = None) -> Receipt:
-    """Insert the statement and append its audit entry, in the caller's transaction; commit.
+class _SubmissionStatements(StatementSet):
+    """The statement commit's SQL for one dialect (see service/rawsql.py)."""
 
-    ``before_commit`` runs just before the COMMIT is sent: from then on the
-    outcome may be unknown to the caller if the connection fails.
+    def __init__(self, dialect: Dialect) -> None:
+        super().__init__(dialect)
+        self.amended_status = Compiled(_AMENDED_STATUS, dialect)
+        self.latest_checkpoint = Compiled(auditlog.LATEST_CHECKPOINT, dialect)
+        self.insert_statement = Compiled(insert(_STATEMENTS), dialect, _STATEMENT_KEYS)
+        self.insert_body = Compiled(insert(_BODIES), dialect, _BODY_KEYS)
+        self.insert_blob = Compiled(insert(_BLOBS), dialect, _BLOB_KEYS)
+        self.insert_recipient = Compiled(insert(_RECIPIENTS), dialect, _RECIPIENT_KEYS)
+
+
+_AMENDED_STATUS = select(_STATEMENTS.c.status).where(_STATEMENTS.c.id == bindparam("statement"))
+_STATEMENT_KEYS = ("id", "created_at", "counsellor_id", "amends_id", "status", "priority",
+                   "restricted", "routing_json", "audit_seq", "audit_entry_hash")
+_BODY_KEYS = ("statement_id", "body_id", "key_kind")
+_BLOB_KEYS = ("statement_id", "key_kind", "part", "sha256", "size", "purged")
+_RECIPIENT_KEYS = ("statement_id", "recipient_id", "key_kind")
+
+
+def commit_submission(connection: Connection, sealed: SealedSubmission, *, actor: str,
+                      before_commit: Callable[[], None] | None = None) -> Receipt:
+    """Insert the statement and append its audit entry in one transaction; commit.
+
+    ``connection`` must have no transaction yet; on SQLite its first statement
+    takes the write lock (BEGIN IMMEDIATE). ``before_commit`` runs just before
+    the COMMIT is sent: from then on the outcome may be unknown to the caller
+    if the connection fails. On an error the caller rolls back.
     """
     routing = sealed.routing
-    if routing.amends is not None:
-        # Checked again inside the transaction: the original may have been
-        # withdrawn while this upload was streaming.
-        original = session.get(Statement, routing.amends)
-        if original is None or original.status is not StatementStatus.active:
-            raise StatementStateError(f"statement {routing.amends} cannot be amended any more",
-                                      field="record.routing.amends")
     details = {
         "record_id": routing.record_id,
         "counsellor": routing.counsellor_account_id,
@@ -142,12 +149,11 @@ def commit_submission(session: Session, sealed: SealedSubmission, *, actor: str,
         "copies": [copy.model_dump(mode="json") for copy in _copies(routing)],
         "recipients": sorted({r.fingerprint for r in routing.recipients}),
     }
-    # The rows go in as plain INSERTs (one statement per table) on the
-    # session's connection: nothing here needs the ORM's unit of work, whose
-    # bookkeeping cost more than the SQL. They are built before the
-    # transaction starts, which on SQLite holds the database's write lock.
+    # Every row is built before the transaction starts (on SQLite it holds
+    # the database's write lock), and written as plain compiled INSERTs on the
+    # connection's DBAPI cursor: nothing here needs the ORM's unit of work.
     statement_id = routing.record_id
-    statement_row = {
+    statement_row: dict[str, object] = {
         "id": statement_id,
         "created_at": routing.created_at,
         "counsellor_id": routing.counsellor_account_id,
@@ -156,8 +162,6 @@ def commit_submission(session: Session, sealed: SealedSubmission, *, actor: str,
         "priority": routing.priority,
         "restricted": routing.restricted,
         "routing_json": routing.model_dump_json(by_alias=True, exclude_none=True),
-        "audit_seq": _PENDING_SEQ,
-        "audit_entry_hash": _PENDING_HASH,
     }
     body_rows = [{"statement_id": statement_id, "body_id": body.body_id,
                   "key_kind": KeyKind(body.key_kind)} for body in routing.bodies]
@@ -170,22 +174,47 @@ def commit_submission(session: Session, sealed: SealedSubmission, *, actor: str,
             recipients.setdefault(key.recipient_id, key.kind)
     recipient_rows = [{"statement_id": statement_id, "recipient_id": recipient_id,
                        "key_kind": kind} for recipient_id, kind in recipients.items()]
-    # The latest checkpoint cannot cover the entry about to be appended, so it
-    # is read first; the audit append, which locks the log's head until the
-    # commit, comes last so that concurrent submissions wait on it briefly.
-    connection = session.connection()
-    checkpoint = latest_checkpoint(connection)
-    connection.execute(insert(_STATEMENTS), [statement_row])
-    _insert_rows(connection, _BODIES, body_rows)
-    _insert_rows(connection, _BLOBS, blob_rows)
-    _insert_rows(connection, _RECIPIENTS, recipient_rows)
-    audit = _audit(session, actor=actor, action=ACTION_SEALED, subject=routing.record_id,
-                   details=details)
-    connection.execute(_SET_AUDIT_REF, {"statement": statement_id, "seq": audit.seq,
-                                        "entry_hash": audit.entry_hash})
+    statements = _SubmissionStatements.for_dialect(connection.dialect)
+
+    appended: list[bytes] = []
+
+    def rows(entry: Entry, entry_hash: bytes
+             ) -> list[tuple[Compiled, Sequence[Mapping[str, object]]]]:
+        # The statement row carries its audit entry's seq and hash, so it is
+        # written after the entry, in the same batch (one round trip on
+        # PostgreSQL), while the log's head is locked until the commit.
+        appended.append(entry_hash)
+        row = {**statement_row, "audit_seq": entry.seq, "audit_entry_hash": entry_hash.hex()}
+        return [(statements.insert_statement, [row]), (statements.insert_body, body_rows),
+                (statements.insert_blob, blob_rows),
+                (statements.insert_recipient, recipient_rows)]
+
+    # Begun here, through SQLAlchemy (on SQLite: BEGIN IMMEDIATE, the write
+    # lock), because the statements below go to the DBAPI cursor directly.
+    connection.begin()
+    cursor = RawCursor(connection, statements)
+    try:
+        if routing.amends is not None:
+            # Checked again inside the transaction: the original may have been
+            # withdrawn while this upload was streaming.
+            cursor.execute(statements.amended_status, {"statement": routing.amends})
+            found = cursor.one_or_none()
+            if found is None or StatementStatus(found[0]) is not StatementStatus.active:
+                raise StatementStateError(
+                    f"statement {routing.amends} cannot be amended any more",
+                    field="record.routing.amends")
+        # The latest checkpoint cannot cover the entry about to be appended.
+        cursor.execute(statements.latest_checkpoint, {})
+        found = cursor.one_or_none()
+        checkpoint = None if found is None else str(found[0])
+    finally:
+        cursor.close()
+    entry = audit_hook.record(connection, actor=actor, action=ACTION_SEALED,
+                              subject={"statement": statement_id}, details=details, also=rows)
+    audit = AuditRef(seq=entry.seq, entry_hash=appended[0].hex())
     if before_commit is not None:
         before_commit()
-    session.commit()
+    connection.commit()
     return _receipt(statement_id, routing.created_at, routing.amends, StatementStatus.active,
                     routing, audit, checkpoint)
 

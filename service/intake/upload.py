@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 
 import anyio
 import structlog
-from sqlalchemy.orm import Session
 
 from ...schemas.statements import Receipt, StatementInput
 from ..db import Database
@@ -66,12 +65,11 @@ def _planner(database: Database, caller: Caller) -> Callable[[StatementInput, li
 def _commit(database: Database, submission: Submission, caller: Caller) -> Receipt:
     sealed = submission.seal_statement()
     submission.publish()
-    session: Session
     def committing() -> None:
         submission.commit_attempted = True
 
-    with database.session() as session:
-        receipt = records.commit_submission(session, sealed, actor=caller.account_id,
+    with database.write_connection() as connection:
+        receipt = records.commit_submission(connection, sealed, actor=caller.account_id,
                                             before_commit=committing)
     routing = sealed.routing
     # Ids, kinds, sizes and digests only: never names, text or file names.

@@ -91,3 +91,41 @@ def test_a_complete_upload_through_the_same_path_is_stored(api: Api) -> None:
     sent = _call(api.client.app, headers, chunks, disconnect=False)
     assert sent[0]["status"] == 201
     assert len(stored_files(api.settings.blob_path)) == 1
+
+
+def test_a_failure_after_the_audit_append_rolls_back_statement_and_entry(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The statement's rows and its audit entry are one transaction: nothing half-written.
+
+    The failure comes after every INSERT and the audit append, just before the
+    COMMIT; a statement run outside the transaction (autocommitted) would
+    survive it.
+    """
+    from evidence_intake.service.intake import records
+
+    bodies = make_bodies(api)
+    real = records.commit_submission
+
+    def failing(connection: Any, sealed: Any, *, actor: str, before_commit: Any = None) -> Any:
+        def fail() -> None:
+            raise RuntimeError("the machine lost power")
+        return real(connection, sealed, actor=actor, before_commit=fail)
+
+    monkeypatch.setattr(records, "commit_submission", failing)
+    body, ctype = multipart([
+        ("record", None, "application/json", record_bytes(record([bodies.un]))),
+        ("text", None, "text/plain", b"statement"),
+        ("attachment", "one.bin", "application/octet-stream", os.urandom(10_000)),
+    ])
+    headers = {**api.auth("counsellor"), "content-type": ctype,
+               "content-length": str(len(body)), "host": "testserver"}
+    before = api.audit_actions(), _counts(api)
+
+    sent = _call(api.client.app, headers, [body], disconnect=False)
+    assert sent[0]["status"] == 500
+
+    assert (api.audit_actions(), _counts(api)) == before
+    assert stored_files(api.settings.blob_path) == []
+    monkeypatch.setattr(records, "commit_submission", real)
+    sent = _call(api.client.app, headers, [body], disconnect=False)
+    assert sent[0]["status"] == 201  # the rollback left the database usable
