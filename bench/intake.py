@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -76,6 +77,43 @@ def _cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process (all its threads) so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its living children (uvicorn's workers)."""
+    total = 0.0
+    for child in [pid, *_children_of(pid)]:
+        with contextlib.suppress(FileNotFoundError):
+            total += _cpu_seconds(child)
+    return total
+
+
+def _children_of(pid: int) -> list[int]:
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        children.extend(int(c) for c in text)
+    return children
+
+
+def _postgres_cpu() -> float:
+    """CPU seconds of every PostgreSQL process on this machine (0 if none can be read)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() not in {"postgres", "postmaster"}:
+                continue
+            total += _cpu_seconds(int(entry.name))
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return total
+
+
+def _self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _children_cpu() -> float:
@@ -301,21 +339,34 @@ async def _hammer(url: str, headers: dict[str, str], body: bytes, total: int,
     return total / elapsed
 
 
-def _alternate(targets: list[tuple[str, dict[str, str]]], body: bytes, total: int,
-               concurrency: int) -> list[float]:
-    """Requests/s of each target, measured in alternating rounds.
+def _alternate(targets: list[tuple[str, dict[str, str], int]], body: bytes, total: int,
+               concurrency: int) -> list[tuple[float, float, float, float]]:
+    """(requests/s, then CPU ms per request of the server, the client, PostgreSQL) per target.
 
     Both servers run side by side (idle when not hammered) and take turns, so
     that a change in the machine's load (a shared machine) hits both sides
-    alike instead of whichever happened to run second.
+    alike instead of whichever happened to run second. ``pid`` (the third
+    item of a target) is the server's supervisor; its workers are its children.
+    CPU includes the warm-up requests of each round, on both sides alike.
     """
     per_round = max(total // SMALL_ROUNDS, concurrency)
     elapsed = [0.0] * len(targets)
+    server_cpu = [0.0] * len(targets)
+    client_cpu = [0.0] * len(targets)
+    database_cpu = [0.0] * len(targets)
     for _ in range(SMALL_ROUNDS):
-        for index, (url, headers) in enumerate(targets):
+        for index, (url, headers, pid) in enumerate(targets):
+            server, client, database = _tree_cpu(pid), _self_cpu(), _postgres_cpu()
             rate = asyncio.run(_hammer(url, headers, body, per_round, concurrency))
+            server_cpu[index] += _tree_cpu(pid) - server
+            client_cpu[index] += _self_cpu() - client
+            database_cpu[index] += _postgres_cpu() - database
             elapsed[index] += per_round / rate
-    return [per_round * SMALL_ROUNDS / seconds for seconds in elapsed]
+    requests = (per_round + concurrency) * SMALL_ROUNDS
+    return [(per_round * SMALL_ROUNDS / seconds, 1000 * server / requests,
+             1000 * client / requests, 1000 * database / requests)
+            for seconds, server, client, database
+            in zip(elapsed, server_cpu, client_cpu, database_cpu, strict=True)]
 
 
 def bench_small(root: Path, backend: str, total: int) -> bool:
@@ -355,10 +406,10 @@ def bench_small(root: Path, backend: str, total: int) -> bool:
                 env=env, cwd=bare_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 start_new_session=True)
             _wait(f"http://127.0.0.1:{port}/docs")
-            rate, reference = _alternate(
+            (rate, cpu, client, pg), (reference, bare_cpu, bare_client, bare_pg) = _alternate(
                 [(f"{url}/api/v1/statements",
-                  {"Authorization": f"Bearer {node.token}", "Content-Type": ctype}),
-                 (f"http://127.0.0.1:{port}/bare", {"Content-Type": ctype})],
+                  {"Authorization": f"Bearer {node.token}", "Content-Type": ctype}, proc.pid),
+                 (f"http://127.0.0.1:{port}/bare", {"Content-Type": ctype}, bare.pid)],
                 body, total, 16)
         finally:
             _stop(proc)
@@ -376,6 +427,9 @@ def bench_small(root: Path, backend: str, total: int) -> bool:
           f"audited; bare one-row endpoint {reference:.0f}/s; {SMALL_ROUNDS} alternating rounds "
           f"(load average {os.getloadavg()[0]:.1f})")
     print(f"  ratio: {ratio:.2f} (target >= 0.5) {'OK' if ratio >= 0.5 else 'MISSED'}")
+    print(f"  CPU ms per request (user+system): server {cpu:.2f}, bare server {bare_cpu:.2f}; "
+          f"the benchmark's own HTTP client {client:.2f} and {bare_client:.2f} (same machine)"
+          + (f"; PostgreSQL {pg:.2f} and {bare_pg:.2f}" if backend == "postgresql" else ""))
     return ratio >= 0.5
 
 
