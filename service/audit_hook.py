@@ -41,6 +41,14 @@ def record(
                            details=dict(details or {}), also=also)
 
 
+def record_many(session: Session | Connection, pending: list[auditlog.Pending]) -> list[Any]:
+    """Append several entries, in order, in ``session``'s transaction, under one lock.
+
+    Each ``Pending`` holds the arguments of :func:`record`; the same rules apply.
+    """
+    return auditlog.append_many(session, pending)
+
+
 def trigger_ddl(dialect: str) -> list[str]:
     """The audit log's append-only trigger statements for ``dialect`` (migrations use it)."""
     return list(auditlog.trigger_ddl(dialect))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from sqlalchemy import Connection, Dialect, Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -118,6 +118,16 @@ def _lock_head(connection: Connection, cursor: RawCursor) -> tuple[int, bytes, b
     return int(size), bytes(last_hash), bytes(compact)
 
 
+class Pending(NamedTuple):
+    """One entry for :func:`append_many`: the arguments of :func:`append`."""
+
+    actor: str
+    action: str
+    subject: Mapping[str, str] | None = None
+    details: Mapping[str, JSONValue] | None = None
+    also: AlsoWrite | None = None
+
+
 def append(session: Session | Connection, *, actor: str, action: str,
            subject: Mapping[str, str] | None = None,
            details: Mapping[str, JSONValue] | None = None,
@@ -132,10 +142,19 @@ def append(session: Session | Connection, *, actor: str, action: str,
     must then fail too) and database errors (``sqlalchemy.exc.DBAPIError``
     subclasses) as they come.
     """
-    # 1. Build and validate the entry's content before taking the lock.
+    return append_many(session, [Pending(actor, action, subject, details, also)], now=now)[0]
+
+
+def append_many(session: Session | Connection, pending: Sequence[Pending], *,
+                now: datetime | None = None) -> list[Entry]:
+    """Append several entries, in order, under one lock of the head; see :func:`append`.
+
+    The head is locked and read once, the entries are chained in memory, and
+    all their writes (and each one's ``also`` writes) go out as one batch.
+    """
+    # 1. Build and validate the entries' content before taking the lock.
     time_text = format_time(now or datetime.now(UTC))
-    subject_map = dict(subject or {})
-    details_map = dict(details or {})
+    items = [(item, dict(item.subject or {}), dict(item.details or {})) for item in pending]
     if isinstance(session, Session):
         connection = session.connection()
     elif session.in_transaction():
@@ -149,36 +168,46 @@ def append(session: Session | Connection, *, actor: str, action: str,
     try:
         # 2. Lock the head; seq and prev come from it.
         size, last_hash, compact = _lock_head(connection, cursor)
-        entry = Entry(seq=size, time=time_text, actor=actor, action=action,
-                      subject=subject_map, details=details_map,
-                      prev=last_hash.hex() if size else GENESIS_PREV)
-        data = entry.canonical_bytes()
-        entry_hash = hashlib.sha256(data).digest()
-        leaf = merkle.leaf_hash(data)
-        # 3. Extend the compact range: O(log n), and it names the finished subtrees.
         tree = merkle.CompactRange.from_bytes(size, compact)
-        created = tree.append(leaf)
-        # 4. Write the entry, its subjects, the new subtree hashes, the new head.
-        with cursor.batch():
-            cursor.execute(statements.insert_entry, {
-                "seq": size, "canonical": data, "entry_hash": entry_hash, "leaf_hash": leaf,
-                "action": action, "actor": actor})
-            if subject_map:
-                cursor.executemany(statements.insert_subjects, [
-                    {"kind": kind, "subject_id": ident, "seq": size}
-                    for kind, ident in subject_map.items()])
-            cursor.executemany(statements.insert_nodes, [
+        entries: list[Entry] = []
+        writes: list[tuple[Compiled, Sequence[Mapping[str, object]]]] = []
+        also_writes: list[tuple[Compiled, Sequence[Mapping[str, object]]]] = []
+        for item, subject_map, details_map in items:
+            seq = size + len(entries)
+            entry = Entry(seq=seq, time=time_text, actor=item.actor, action=item.action,
+                          subject=subject_map, details=details_map,
+                          prev=last_hash.hex() if seq else GENESIS_PREV)
+            data = entry.canonical_bytes()
+            entry_hash = hashlib.sha256(data).digest()
+            leaf = merkle.leaf_hash(data)
+            # 3. Extend the compact range: O(log n), it names the finished subtrees.
+            created = tree.append(leaf)
+            writes.append((statements.insert_entry, [{
+                "seq": seq, "canonical": data, "entry_hash": entry_hash, "leaf_hash": leaf,
+                "action": item.action, "actor": item.actor}]))
+            writes.append((statements.insert_subjects, [
+                {"kind": kind, "subject_id": ident, "seq": seq}
+                for kind, ident in subject_map.items()]))
+            writes.append((statements.insert_nodes, [
                 {"level": level, "index": index, "hash": digest}
-                for level, index, digest in created])
+                for level, index, digest in created]))
+            if item.also is not None:
+                also_writes.extend(item.also(entry, entry_hash))
+            entries.append(entry)
+            last_hash = entry_hash
+        # 4. Write the entries, their subjects, the new subtree hashes, the new
+        # head, then the callers' rows that point at the entries.
+        with cursor.batch():
+            for statement, rows in writes:
+                cursor.executemany(statement, rows)
             cursor.execute(statements.advance_head, {
-                "head_id": HEAD_ID, "new_size": size + 1, "new_last_hash": entry_hash,
+                "head_id": HEAD_ID, "new_size": size + len(entries), "new_last_hash": last_hash,
                 "new_compact_range": tree.to_bytes()})
-            if also is not None:
-                for statement, rows in also(entry, entry_hash):
-                    cursor.executemany(statement, rows)
+            for statement, rows in also_writes:
+                cursor.executemany(statement, rows)
     finally:
         cursor.close()
-    return entry
+    return entries
 
 
 class DbHashSource:

@@ -19,6 +19,7 @@ between leaves unreferenced blobs that garbage collection removes.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,7 +41,12 @@ from ..models.statements import (
 from ..rawsql import Compiled, RawCursor, StatementSet
 from ..recipient_sets import ActiveKey, active_recipients_for_bodies
 from .blobstore import FilesystemBlobStore, GarbageReport
-from .errors import InvalidStatementError, StatementNotFoundError, StatementStateError
+from .errors import (
+    IntakeError,
+    InvalidStatementError,
+    StatementNotFoundError,
+    StatementStateError,
+)
 from .submission import SealedSubmission
 
 ACTION_SEALED = "statement.sealed"
@@ -131,6 +137,63 @@ _BLOB_KEYS = ("statement_id", "key_kind", "part", "sha256", "size", "purged")
 _RECIPIENT_KEYS = ("statement_id", "recipient_id", "key_kind")
 
 
+@dataclass
+class CommitJob:
+    """One sealed statement to commit, and who submitted it."""
+
+    sealed: SealedSubmission
+    actor: str
+    # Runs just before the COMMIT is sent: from then on the outcome may be
+    # unknown to the caller if the connection fails.
+    before_commit: Callable[[], None] | None = None
+
+
+@dataclass
+class _Rows:
+    statement: dict[str, object]
+    bodies: list[dict[str, object]]
+    blobs: list[dict[str, object]]
+    recipients: list[dict[str, object]]
+    details: dict[str, Any]
+
+
+def _rows(sealed: SealedSubmission) -> _Rows:
+    """Every row of a statement, built before the transaction (on SQLite it holds the lock)."""
+    routing = sealed.routing
+    statement_id = routing.record_id
+    recipients: dict[str, KeyKind] = {}
+    for group in sealed.plan.groups:
+        for key in group.keys:
+            recipients.setdefault(key.recipient_id, key.kind)
+    return _Rows(
+        statement={
+            "id": statement_id,
+            "created_at": routing.created_at,
+            "counsellor_id": routing.counsellor_account_id,
+            "amends_id": routing.amends,
+            "status": StatementStatus.active,
+            "priority": routing.priority,
+            "restricted": routing.restricted,
+            "routing_json": routing.model_dump_json(by_alias=True, exclude_none=True),
+        },
+        bodies=[{"statement_id": statement_id, "body_id": body.body_id,
+                 "key_kind": KeyKind(body.key_kind)} for body in routing.bodies],
+        blobs=[{"statement_id": statement_id, "key_kind": kind, "part": part,
+                "sha256": ref.sha256, "size": ref.size, "purged": False}
+               for kind, refs in sealed.blobs.items() for part, ref in enumerate(refs)],
+        recipients=[{"statement_id": statement_id, "recipient_id": recipient_id,
+                     "key_kind": kind} for recipient_id, kind in recipients.items()],
+        details={
+            "record_id": routing.record_id,
+            "counsellor": routing.counsellor_account_id,
+            "amends": routing.amends,
+            "bodies": [body.model_dump(mode="json") for body in routing.bodies],
+            "copies": [copy.model_dump(mode="json") for copy in _copies(routing)],
+            "recipients": sorted({r.fingerprint for r in routing.recipients}),
+        },
+    )
+
+
 def commit_submission(connection: Connection, sealed: SealedSubmission, *, actor: str,
                       before_commit: Callable[[], None] | None = None) -> Receipt:
     """Insert the statement and append its audit entry in one transaction; commit.
@@ -140,83 +203,92 @@ def commit_submission(connection: Connection, sealed: SealedSubmission, *, actor
     the COMMIT is sent: from then on the outcome may be unknown to the caller
     if the connection fails. On an error the caller rolls back.
     """
-    routing = sealed.routing
-    details = {
-        "record_id": routing.record_id,
-        "counsellor": routing.counsellor_account_id,
-        "amends": routing.amends,
-        "bodies": [body.model_dump(mode="json") for body in routing.bodies],
-        "copies": [copy.model_dump(mode="json") for copy in _copies(routing)],
-        "recipients": sorted({r.fingerprint for r in routing.recipients}),
-    }
-    # Every row is built before the transaction starts (on SQLite it holds
-    # the database's write lock), and written as plain compiled INSERTs on the
-    # connection's DBAPI cursor: nothing here needs the ORM's unit of work.
-    statement_id = routing.record_id
-    statement_row: dict[str, object] = {
-        "id": statement_id,
-        "created_at": routing.created_at,
-        "counsellor_id": routing.counsellor_account_id,
-        "amends_id": routing.amends,
-        "status": StatementStatus.active,
-        "priority": routing.priority,
-        "restricted": routing.restricted,
-        "routing_json": routing.model_dump_json(by_alias=True, exclude_none=True),
-    }
-    body_rows = [{"statement_id": statement_id, "body_id": body.body_id,
-                  "key_kind": KeyKind(body.key_kind)} for body in routing.bodies]
-    blob_rows = [{"statement_id": statement_id, "key_kind": kind, "part": part,
-                  "sha256": ref.sha256, "size": ref.size, "purged": False}
-                 for kind, refs in sealed.blobs.items() for part, ref in enumerate(refs)]
-    recipients: dict[str, KeyKind] = {}
-    for group in sealed.plan.groups:
-        for key in group.keys:
-            recipients.setdefault(key.recipient_id, key.kind)
-    recipient_rows = [{"statement_id": statement_id, "recipient_id": recipient_id,
-                       "key_kind": kind} for recipient_id, kind in recipients.items()]
+    outcome = commit_submissions(connection, [CommitJob(sealed, actor, before_commit)])[0]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def commit_submissions(connection: Connection, jobs: Sequence[CommitJob], *,
+                       before_commit: Callable[[], None] | None = None
+                       ) -> list[Receipt | IntakeError]:
+    """Commit several statements in one transaction: each with its rows and audit entry.
+
+    Each statement still commits with its own audit entry, atomically; they
+    only share the transaction (and on SQLite its fsync, on PostgreSQL its
+    round trips and its hold of the log's head). An amendment whose original
+    was withdrawn meanwhile gets its :class:`StatementStateError` in the
+    result and is left out; the others commit. Any other error propagates and
+    the caller rolls back the whole transaction (see ``committer.py``).
+    ``before_commit`` runs after the jobs' own, right before the COMMIT is sent.
+    """
+    prepared = [_rows(job.sealed) for job in jobs]
     statements = _SubmissionStatements.for_dialect(connection.dialect)
+    outcomes: list[Receipt | IntakeError | None] = [None] * len(jobs)
+    hashes: dict[int, bytes] = {}
 
-    appended: list[bytes] = []
+    def writes(index: int) -> auditlog.AlsoWrite:
+        rows = prepared[index]
 
-    def rows(entry: Entry, entry_hash: bytes
-             ) -> list[tuple[Compiled, Sequence[Mapping[str, object]]]]:
-        # The statement row carries its audit entry's seq and hash, so it is
-        # written after the entry, in the same batch (one round trip on
-        # PostgreSQL), while the log's head is locked until the commit.
-        appended.append(entry_hash)
-        row = {**statement_row, "audit_seq": entry.seq, "audit_entry_hash": entry_hash.hex()}
-        return [(statements.insert_statement, [row]), (statements.insert_body, body_rows),
-                (statements.insert_blob, blob_rows),
-                (statements.insert_recipient, recipient_rows)]
+        def also(entry: Entry, entry_hash: bytes
+                 ) -> list[tuple[Compiled, Sequence[Mapping[str, object]]]]:
+            # The statement row carries its audit entry's seq and hash, so it
+            # is written after the entry, in the same batch (one round trip on
+            # PostgreSQL), while the log's head is locked until the commit.
+            hashes[index] = entry_hash
+            row = {**rows.statement, "audit_seq": entry.seq,
+                   "audit_entry_hash": entry_hash.hex()}
+            return [(statements.insert_statement, [row]),
+                    (statements.insert_body, rows.bodies),
+                    (statements.insert_blob, rows.blobs),
+                    (statements.insert_recipient, rows.recipients)]
+        return also
 
     # Begun here, through SQLAlchemy (on SQLite: BEGIN IMMEDIATE, the write
     # lock), because the statements below go to the DBAPI cursor directly.
     connection.begin()
     cursor = RawCursor(connection, statements)
     try:
-        if routing.amends is not None:
-            # Checked again inside the transaction: the original may have been
-            # withdrawn while this upload was streaming.
-            cursor.execute(statements.amended_status, {"statement": routing.amends})
+        for index, job in enumerate(jobs):
+            amends = job.sealed.routing.amends
+            if amends is None:
+                continue
+            # Checked again inside the transaction: the original may have
+            # been withdrawn while this upload was streaming.
+            cursor.execute(statements.amended_status, {"statement": amends})
             found = cursor.one_or_none()
             if found is None or StatementStatus(found[0]) is not StatementStatus.active:
-                raise StatementStateError(
-                    f"statement {routing.amends} cannot be amended any more",
+                outcomes[index] = StatementStateError(
+                    f"statement {amends} cannot be amended any more",
                     field="record.routing.amends")
-        # The latest checkpoint cannot cover the entry about to be appended.
+        # The latest checkpoint cannot cover the entries about to be appended.
         cursor.execute(statements.latest_checkpoint, {})
         found = cursor.one_or_none()
         checkpoint = None if found is None else str(found[0])
     finally:
         cursor.close()
-    entry = audit_hook.record(connection, actor=actor, action=ACTION_SEALED,
-                              subject={"statement": statement_id}, details=details, also=rows)
-    audit = AuditRef(seq=entry.seq, entry_hash=appended[0].hex())
+    live = [index for index in range(len(jobs)) if outcomes[index] is None]
+    if not live:
+        connection.rollback()
+        return [outcome for outcome in outcomes if outcome is not None]
+    entries = audit_hook.record_many(connection, [
+        auditlog.Pending(jobs[index].actor, ACTION_SEALED,
+                         {"statement": jobs[index].sealed.routing.record_id},
+                         prepared[index].details, writes(index))
+        for index in live])
+    for index in live:
+        callback = jobs[index].before_commit
+        if callback is not None:
+            callback()
     if before_commit is not None:
         before_commit()
     connection.commit()
-    return _receipt(statement_id, routing.created_at, routing.amends, StatementStatus.active,
-                    routing, audit, checkpoint)
+    for index, entry in zip(live, entries, strict=True):
+        routing = jobs[index].sealed.routing
+        audit = AuditRef(seq=entry.seq, entry_hash=hashes[index].hex())
+        outcomes[index] = _receipt(routing.record_id, routing.created_at, routing.amends,
+                                   StatementStatus.active, routing, audit, checkpoint)
+    return [outcome for outcome in outcomes if outcome is not None]  # all are set by now
 
 
 # ------------------------------------------------------------------ reading

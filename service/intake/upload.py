@@ -29,6 +29,7 @@ from ..db import Database
 from ..models.types import new_id
 from . import records
 from .blobstore import FilesystemBlobStore
+from .committer import committer_for
 from .errors import MalformedBodyError, TooLargeError, UnsupportedMediaError
 from .multipart import MultipartError, StreamingFormParser, boundary_from_content_type
 from .routing import SealPlan, plan_seal
@@ -68,9 +69,9 @@ def _commit(database: Database, submission: Submission, caller: Caller) -> Recei
     def committing() -> None:
         submission.commit_attempted = True
 
-    with database.write_connection() as connection:
-        receipt = records.commit_submission(connection, sealed, actor=caller.account_id,
-                                            before_commit=committing)
+    # Several requests' statements may share the transaction (group commit).
+    receipt = committer_for(database).commit(sealed, actor=caller.account_id,
+                                             before_commit=committing)
     routing = sealed.routing
     # Ids, kinds, sizes and digests only: never names, text or file names.
     log.info("statement_sealed", statement_id=receipt.statement_id,

@@ -104,14 +104,15 @@ def test_a_failure_after_the_audit_append_rolls_back_statement_and_entry(
     from evidence_intake.service.intake import records
 
     bodies = make_bodies(api)
-    real = records.commit_submission
+    real = records.commit_submissions
 
-    def failing(connection: Any, sealed: Any, *, actor: str, before_commit: Any = None) -> Any:
+    def failing(connection: Any, jobs: Any, *, before_commit: Any = None) -> Any:
         def fail() -> None:
             raise RuntimeError("the machine lost power")
-        return real(connection, sealed, actor=actor, before_commit=fail)
+        return real(connection, [records.CommitJob(job.sealed, job.actor, fail) for job in jobs],
+                    before_commit=before_commit)
 
-    monkeypatch.setattr(records, "commit_submission", failing)
+    monkeypatch.setattr(records, "commit_submissions", failing)
     body, ctype = multipart([
         ("record", None, "application/json", record_bytes(record([bodies.un]))),
         ("text", None, "text/plain", b"statement"),
@@ -126,6 +127,6 @@ def test_a_failure_after_the_audit_append_rolls_back_statement_and_entry(
 
     assert (api.audit_actions(), _counts(api)) == before
     assert stored_files(api.settings.blob_path) == []
-    monkeypatch.setattr(records, "commit_submission", real)
+    monkeypatch.setattr(records, "commit_submissions", real)
     sent = _call(api.client.app, headers, [body], disconnect=False)
     assert sent[0]["status"] == 201  # the rollback left the database usable
