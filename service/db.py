@@ -27,8 +27,9 @@ SQLite is the embedded default. Each connection gets:
   commit (and its fsync). Such a session must not write: a deferred
   transaction that writes can fail to upgrade its lock under contention.
 
-PostgreSQL (``postgresql+psycopg://``) is used as is; pool pre-ping drops
-connections the server closed, so several workers survive a database restart.
+PostgreSQL (``postgresql+psycopg://``) is used as is; a connection that sat
+idle in the pool is pinged before use, and a dead one replaced, so several
+workers survive a database restart (see :func:`_ping_idle_connections`).
 The single-SELECT lookups of :meth:`Database.read_connection` run there in
 autocommit (no BEGIN and ROLLBACK round trips); every write is a transaction.
 """
@@ -43,7 +44,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .settings import Settings
@@ -192,7 +193,44 @@ def create_engine_from_settings(settings: Settings) -> Engine:
                                                   "factory": _GatedConnection})
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url)
+    _ping_idle_connections(engine)
+    return engine
+
+
+# A pooled connection unused for longer than this is pinged before it is
+# handed out; see _ping_idle_connections.
+PING_IDLE_SECONDS = 1.0
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Check a connection that sat idle in the pool before using it (pessimistic handling).
+
+    SQLAlchemy's ``pool_pre_ping`` pings at every checkout: a round trip on
+    PostgreSQL, up to three per request. Here only a connection that sat in
+    the pool longer than :data:`PING_IDLE_SECONDS` is pinged; a dead one is
+    discarded and the pool hands out another (SQLAlchemy retries a checkout
+    whose handler raises ``DisconnectionError``). So a worker still survives
+    a database restart: after one, its idle connections fail their ping and
+    are replaced. A connection in steady use skips the ping; if the server
+    went away in the last second, the statement fails with a disconnect
+    error, SQLAlchemy invalidates the whole pool, and the request fails as
+    any request in flight during a restart does.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since <= PING_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as err:
+            raise DisconnectionError("the pooled connection is dead") from err
 
 
 class Database:

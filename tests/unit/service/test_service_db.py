@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -156,5 +157,72 @@ def test_writers_of_one_process_queue_at_the_gate_and_all_commit(tmp_path: Path)
         assert errors == []
         with database.read_connection() as reader:
             assert reader.execute(text("SELECT n FROM counter")).scalar_one() == 200
+    finally:
+        database.dispose()
+
+
+@pytest.fixture
+def own_postgres(postgres_url: str) -> Iterator[str]:
+    """A database of this test's own: cutting its connections touches no other test."""
+    import secrets
+
+    import psycopg
+
+    name = f"intake_test_ping_{secrets.token_hex(6)}"
+    admin = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{postgres_url.rpartition('/')[0]}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _terminate_backends(database: Database, postgres_url: str) -> None:
+    """What a server restart does to the pool: every connection of it is cut."""
+    import psycopg
+
+    name = database.engine.url.database
+    admin = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+
+
+def test_postgresql_idle_connections_are_pinged_and_replaced(
+        own_postgres: str, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from evidence_intake.service import db as db_module
+
+    database = Database.from_settings(Settings(database_url=own_postgres))
+    try:
+        with database.engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar_one() == 1
+        _terminate_backends(database, postgres_url)
+        # Idle longer than the threshold: the ping finds it dead, the pool
+        # hands out a new connection and the statement works.
+        monkeypatch.setattr(db_module, "PING_IDLE_SECONDS", 0.0)
+        with database.engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar_one() == 1
+    finally:
+        database.dispose()
+
+
+def test_postgresql_a_connection_in_steady_use_fails_once_then_the_pool_recovers(
+        own_postgres: str, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from evidence_intake.service import db as db_module
+    from sqlalchemy.exc import DBAPIError
+
+    monkeypatch.setattr(db_module, "PING_IDLE_SECONDS", 3600.0)  # never pinged
+    database = Database.from_settings(Settings(database_url=own_postgres))
+    try:
+        with database.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        _terminate_backends(database, postgres_url)
+        with database.engine.connect() as conn, pytest.raises(DBAPIError) as caught:
+            conn.execute(text("SELECT 1"))
+        assert caught.value.connection_invalidated
+        with database.engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar_one() == 1
     finally:
         database.dispose()
