@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import json
 import os
 import secrets
@@ -157,9 +158,15 @@ def serve(data_dir: Path, *, host: str, port: int, workers: int) -> None:
     settings = load_settings(data_dir)
     configure_logging(settings)
     os.environ["INTAKE_DATA_DIR"] = str(data_dir)
+    http: Any = "auto"
+    if importlib.util.find_spec("httptools") is not None:
+        from .http_protocol import ChunkPassingProtocol
+
+        http = ChunkPassingProtocol  # httptools, without uvicorn's two body copies
     uvicorn.run(
         "evidence_intake.service.asgi:app_factory",
         factory=True,
+        http=http,
         host=host,
         port=port,
         workers=workers,

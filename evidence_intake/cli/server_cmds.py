@@ -107,7 +107,8 @@ def _http_implementation() -> str:
     """
     import importlib.util
 
-    http = "httptools" if importlib.util.find_spec("httptools") else "h11 (slow: install httptools)"
+    http = ("httptools (bodies passed on uncopied)" if importlib.util.find_spec("httptools")
+            else "h11 (slow: install httptools)")
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio (install uvloop)"
     return f"{http}, event loop {loop}"
 

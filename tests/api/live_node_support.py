@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -58,8 +59,11 @@ class Server:
         self.proc = None
 
 
-def accounts_and_body(data: Path) -> tuple[str, str]:
-    """A counsellor's API token and a receiving body with one key, made in-process."""
+def accounts_and_body(data: Path, identity: Any = None) -> tuple[str, str]:
+    """A counsellor's API token and a receiving body with one key, made in-process.
+
+    The body's key is ``identity``'s recipient (a new one when not given).
+    """
     from evidence_intake.crypto.age import X25519Identity
     from evidence_intake.service.auth.accounts import create_account, create_api_token
     from evidence_intake.service.db import Database
@@ -80,8 +84,9 @@ def accounts_and_body(data: Path) -> tuple[str, str]:
                                      name="t").token
             body = create_body(session, actor=admin.id, name="UN mechanism", description="")
             session.flush()
+            key = identity or X25519Identity.generate()
             add_recipient(session, settings, actor=admin.id, body_id=body.id, organisation="UN",
-                          person="Investigator", recipient=str(X25519Identity.generate().recipient))
+                          person="Investigator", recipient=str(key.recipient))
             body_id = body.id
             session.commit()
     finally:

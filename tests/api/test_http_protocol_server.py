@@ -1,0 +1,137 @@
+"""The body-passing HTTP protocol of ``intake serve`` (service/http_protocol.py), for real.
+
+A real ``intake serve`` receives requests written by hand on a socket, in
+small and odd-sized writes: with Content-Length, chunked, with ``Expect:
+100-continue``, two on one keep-alive connection, and one cut off by the
+client. Every byte must reach the sealer in order (the attachment decrypts to
+what was sent), and a cut-off upload must leave nothing behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from evidence_intake.crypto.age import X25519Identity, decrypt
+from intake_samples import multipart, record, record_bytes, stored_files
+from live_node_support import Server, accounts_and_body, live_node
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[tuple[Server, str, str, X25519Identity]]:
+    identity = X25519Identity.generate()
+    with live_node(tmp_path) as (server, _env):
+        token, body_id = accounts_and_body(server.data, identity)
+        server.start()
+        yield server, token, body_id, identity
+
+
+def _request(token: str, body_id: str, attachment: bytes, *, chunked: bool = False,
+             expect_continue: bool = False) -> tuple[bytes, bytes]:
+    body, ctype = multipart([
+        ("record", None, "application/json", record_bytes(record([body_id]))),
+        ("text", None, "text/plain", b"statement over the wire"),
+        ("attachment", "video.mp4", "video/mp4", attachment),
+    ])
+    head = (f"POST /api/v1/statements HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: {ctype}\r\n")
+    if chunked:
+        head += "Transfer-Encoding: chunked\r\n"
+    else:
+        head += f"Content-Length: {len(body)}\r\n"
+    if expect_continue:
+        head += "Expect: 100-continue\r\n"
+    return (head + "\r\n").encode(), body
+
+
+def _send_odd_sizes(sock: socket.socket, data: bytes) -> None:
+    """In writes of 1 byte to about 200 KB, so chunks straddle every boundary."""
+    sizes = [1, 7, 4096, 65535, 65537, 200_003, 13]
+    offset, turn = 0, 0
+    while offset < len(data):
+        size = sizes[turn % len(sizes)]
+        sock.sendall(data[offset:offset + size])
+        offset += size
+        turn += 1
+
+
+def _chunked(data: bytes) -> bytes:
+    out = bytearray()
+    for start in range(0, len(data), 300_007):
+        piece = data[start:start + 300_007]
+        out += f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+    return bytes(out + b"0\r\n\r\n")
+
+
+def _read_response(sock: socket.socket) -> tuple[int, dict[str, Any]]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    length = int(headers["content-length"])
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    return status, json.loads(rest[:length])
+
+
+def _opened(server: Server, digest: str, identity: X25519Identity) -> bytes:
+    out = io.BytesIO()
+    with open(server.data / "blobs" / digest, "rb") as src:
+        decrypt(src, out, [identity])
+    return out.getvalue()
+
+
+def test_bodies_in_odd_writes_arrive_whole_with_length_chunked_and_keep_alive(
+        node: tuple[Server, str, str, X25519Identity]) -> None:
+    server, token, body_id, identity = node
+    attachments = [os.urandom(3 << 20), os.urandom(1 << 20)]
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        for attachment, chunked in zip(attachments, (False, True), strict=True):
+            head, body = _request(token, body_id, attachment, chunked=chunked)
+            _send_odd_sizes(sock, head + (_chunked(body) if chunked else body))
+            status, receipt = _read_response(sock)  # the same connection, kept alive
+            assert status == 201, receipt
+            digest = receipt["copies"][0]["attachments"][0]["sha256"]
+            assert _opened(server, digest, identity) == attachment
+
+
+def test_expect_100_continue_is_answered_before_the_body(
+        node: tuple[Server, str, str, X25519Identity]) -> None:
+    server, token, body_id, identity = node
+    attachment = os.urandom(500_000)
+    head, body = _request(token, body_id, attachment, expect_continue=True)
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(head)
+        assert sock.recv(64).startswith(b"HTTP/1.1 100 Continue")
+        _send_odd_sizes(sock, body)
+        status, receipt = _read_response(sock)
+    assert status == 201, receipt
+    assert _opened(server, receipt["copies"][0]["attachments"][0]["sha256"], identity) == \
+        attachment
+
+
+def test_a_client_gone_mid_body_leaves_nothing(
+        node: tuple[Server, str, str, X25519Identity]) -> None:
+    server, token, body_id, _identity = node
+    head, body = _request(token, body_id, os.urandom(8 << 20))
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        _send_odd_sizes(sock, head + body[: len(body) // 2])
+        deadline = time.monotonic() + 20
+        while not any(n.startswith(".tmp-") for n in os.listdir(server.data / "blobs")):
+            assert time.monotonic() < deadline, "the upload never reached the blob store"
+            time.sleep(0.02)
+    deadline = time.monotonic() + 20
+    while any(n.startswith(".tmp-") for n in os.listdir(server.data / "blobs")):
+        assert time.monotonic() < deadline, "the cut-off upload's temporary file stayed"
+        time.sleep(0.05)
+    assert stored_files(server.data / "blobs") == []
