@@ -13,15 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, bindparam, select
+from sqlalchemy import Connection, Dialect, and_, bindparam, select
 from sqlalchemy.orm import Session, selectinload
 
 from . import audit_hook
 from .errors import ConflictError, NotFoundError, PolicyError
 from .models.recipients import KeyKind, ReceivingBody, Recipient
 from .models.types import utcnow
+from .rawsql import Compiled, RawCursor, StatementSet
 from .settings import Settings
 
 
@@ -124,6 +125,25 @@ class ActiveKey(NamedTuple):
     fingerprint: str
 
 
+class _ActiveKeyStatements(StatementSet):
+    """The lookup for 1 to :data:`_COMPILED_BODIES` bodies, compiled once per count."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        super().__init__(dialect)
+        self._by_count: dict[int, Compiled] = {}
+
+    def for_count(self, count: int) -> Compiled:
+        found = self._by_count.get(count)
+        if found is None:
+            names: list[Any] = [bindparam(f"body_{i}") for i in range(count)]
+            found = self._by_count[count] = Compiled(
+                _ACTIVE_KEYS.where(ReceivingBody.id.in_(names)), self.dialect)
+        return found
+
+
+# A submission consents to a few bodies; more than this many take the
+# general (expanding IN) path.
+_COMPILED_BODIES = 16
 # The requested bodies with their active keys, in one query: a body without an
 # active key comes back once with NULL key columns, an unknown body not at all.
 _ACTIVE_KEYS = (
@@ -132,9 +152,28 @@ _ACTIVE_KEYS = (
     .select_from(ReceivingBody)
     .outerjoin(Recipient, and_(Recipient.body_id == ReceivingBody.id,
                                Recipient.retired_at.is_(None)))
-    .where(ReceivingBody.id.in_(bindparam("bodies", expanding=True)))
     .order_by(Recipient.created_at, Recipient.id)
 )
+_ACTIVE_KEYS_ANY = _ACTIVE_KEYS.where(ReceivingBody.id.in_(bindparam("bodies", expanding=True)))
+
+
+def _active_key_rows(session: Session | Connection, wanted: list[str]) -> list[Any]:
+    """(requested, id, body_id, recipient, kind, fingerprint) rows for the ``wanted`` bodies.
+
+    On a plain connection, for a few bodies (every submission asks), the
+    query is compiled once per count of bodies and run on the DBAPI cursor
+    (service/rawsql.py): its columns are plain text, which the driver returns
+    as SQLAlchemy would.
+    """
+    if isinstance(session, Connection) and 0 < len(wanted) <= _COMPILED_BODIES:
+        statement = _ActiveKeyStatements.for_dialect(session.dialect).for_count(len(wanted))
+        cursor = RawCursor(session, _ActiveKeyStatements.for_dialect(session.dialect))
+        try:
+            cursor.execute(statement, {f"body_{i}": body for i, body in enumerate(wanted)})
+            return list(cursor.cursor.fetchall())
+        finally:
+            cursor.close()
+    return list(session.execute(_ACTIVE_KEYS_ANY, {"bodies": wanted}))
 
 
 def active_recipients_for_bodies(session: Session | Connection,
@@ -148,11 +187,11 @@ def active_recipients_for_bodies(session: Session | Connection,
     """
     wanted = list(dict.fromkeys(body_ids))
     out: dict[str, list[ActiveKey]] = {}
-    for row in session.execute(_ACTIVE_KEYS, {"bodies": wanted}):
-        keys = out.setdefault(row.requested, [])
-        if row.id is not None:
-            keys.append(ActiveKey(row.id, row.body_id, row.recipient, KeyKind(row.kind),
-                                  row.fingerprint))
+    for requested, key_id, body_id, recipient, kind, fingerprint in _active_key_rows(
+            session, wanted):
+        keys = out.setdefault(requested, [])
+        if key_id is not None:
+            keys.append(ActiveKey(key_id, body_id, recipient, KeyKind(kind), fingerprint))
     missing = [b for b in wanted if b not in out]
     if missing:
         raise NotFoundError(f"no such receiving body: {', '.join(sorted(missing))}")

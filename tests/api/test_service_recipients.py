@@ -135,3 +135,28 @@ def test_pq_requirement_refuses_new_classical_keys(pq_only: Api) -> None:
     assert refused.status_code == 422
     assert refused.json()["type"].endswith(":policy")
     assert _add(pq_only, body["id"], _hybrid()).status_code == 201
+
+
+def test_the_compiled_lookup_on_a_connection_answers_as_the_general_one(api: Api) -> None:
+    """Submissions look keys up on a plain connection (compiled per body count, raw rows)."""
+    from evidence_intake.service.models.recipients import KeyKind
+
+    empty = _body(api)
+    full = _body(api)
+    first = _add(api, full["id"], _x25519()).json()
+    second = _add(api, full["id"], _hybrid()).json()
+    gone = _add(api, full["id"], _x25519()).json()
+    url = f"/api/v1/bodies/{full['id']}/recipients/{gone['id']}/retire"
+    assert api.client.post(url, headers=api.auth("admin")).status_code == 200
+    wanted = [full["id"], empty["id"], full["id"]]  # a repeat is asked once
+    with api.database.session() as session:
+        general = active_recipients_for_bodies(session, wanted)
+    with api.database.read_connection() as connection:
+        compiled = active_recipients_for_bodies(connection, wanted)
+        with pytest.raises(NotFoundError, match="no-such-body"):
+            active_recipients_for_bodies(connection, [full["id"], "no-such-body"])
+    assert compiled == general
+    assert list(compiled) == [full["id"], empty["id"]]
+    assert [(k.id, k.kind) for k in compiled[full["id"]]] == [
+        (first["id"], KeyKind.x25519), (second["id"], KeyKind.mlkem768x25519)]
+    assert compiled[empty["id"]] == []
