@@ -13,9 +13,10 @@ the caller. What SQLAlchemy would still do is done here too:
 - database errors are re-raised as the SQLAlchemy exceptions
   ``Connection.execute`` would raise (``IntegrityError``, ``OperationalError``).
 
+- result rows read with :meth:`RawCursor.rows` go through the column types'
+  result processors (on SQLite a stored datetime comes back a UTC datetime).
+
 One difference: engine ``echo`` and cursor events do not see these statements.
-Result rows come back as the driver returns them (no result processors), so
-use this for writes and for reads of plain text and integer columns only.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ class Compiled:
         self.processors: dict[str, Callable[[Any], Any]] = {
             name: processor for name, processor in processors.items()
             if callable(processor)}
+        # A SELECT's (or RETURNING's) columns: their result processors, in order.
+        self.columns = tuple(column.keyname for column in compiled._result_columns or ())
+        self.result_processors: tuple[Callable[[Any], Any] | None, ...] = tuple(
+            column.type._cached_result_processor(dialect, None)
+            for column in compiled._result_columns or ())
 
     def params(self, values: Mapping[str, object]) -> Any:
         if self.defaults:
@@ -137,6 +143,16 @@ class RawCursor:
                 yield
         except self.statements.dbapi_error as err:
             self._fail(err, "pipelined writes", None)
+
+    def rows(self, statement: Compiled) -> list[tuple[Any, ...]]:
+        """The rows of ``statement`` just executed, with its columns' result processors."""
+        rows = self.cursor.fetchall()
+        processors = statement.result_processors
+        if not any(processors):
+            return [tuple(row) for row in rows]
+        return [tuple(value if processor is None or value is None else processor(value)
+                      for processor, value in zip(processors, row, strict=True))
+                for row in rows]
 
     def one_or_none(self) -> Any:
         # Fetch every row: on SQLite that also finishes the statement.

@@ -12,14 +12,16 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 from fastapi import Request
-from sqlalchemy import Connection, Update, bindparam, or_, select, update
+from sqlalchemy import Connection, Dialect, Update, bindparam, or_, select, update
 
 from ..db import Database
 from ..errors import AuthenticationError, CSRFError
 from ..models.accounts import Account, ApiToken, LoginSession, Role
 from ..models.types import utcnow
+from ..rawsql import Compiled, RawCursor, StatementSet
 from ..settings import Settings
 from .tokens import API_TOKEN_PREFIX, csrf_token_for, digests_equal, token_digest
 
@@ -73,6 +75,49 @@ _SESSION_LOOKUP = (
 )
 
 
+class _TokenRow(NamedTuple):
+    id: str
+    token_sha256: str
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    account_id: str
+    role: str
+    disabled: bool
+
+
+class _SessionRow(NamedTuple):
+    id: str
+    token_sha256: str
+    ended_at: datetime | None
+    expires_at: datetime
+    last_seen_at: datetime
+    account_id: str
+    role: str
+    disabled: bool
+
+
+class _Lookups(StatementSet):
+    """The credential lookups, compiled once per dialect (every request asks)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        super().__init__(dialect)
+        self.token = Compiled(_TOKEN_LOOKUP, dialect)
+        self.session = Compiled(_SESSION_LOOKUP, dialect)
+
+
+def _lookup(reader: Connection, which: str, digest: str) -> tuple[Any, ...] | None:
+    """The credential's row, read on the connection's DBAPI cursor (service/rawsql.py)."""
+    statements = _Lookups.for_dialect(reader.dialect)
+    statement = statements.token if which == "token" else statements.session
+    cursor = RawCursor(reader, statements)
+    try:
+        cursor.execute(statement, {"digest": digest})
+        rows = cursor.rows(statement)
+    finally:
+        cursor.close()
+    return rows[0] if rows else None
+
+
 def _check_active(disabled: bool) -> None:
     if disabled:
         raise AuthenticationError("this account is disabled")
@@ -86,7 +131,8 @@ def _from_token(reader: Connection, token: str, now: datetime) -> tuple[Principa
     if not token.startswith(API_TOKEN_PREFIX):
         raise AuthenticationError("invalid or revoked API token")
     digest = token_digest(token)
-    row = reader.execute(_TOKEN_LOOKUP, {"digest": digest}).one_or_none()
+    found = _lookup(reader, "token", digest)
+    row = None if found is None else _TokenRow(*found)
     if row is None or row.revoked_at is not None or not digests_equal(row.token_sha256, digest):
         raise AuthenticationError("invalid or revoked API token")
     _check_active(row.disabled)
@@ -103,7 +149,8 @@ def _from_token(reader: Connection, token: str, now: datetime) -> tuple[Principa
 def _from_session(request: Request, reader: Connection, settings: Settings,
                   cookie: str, now: datetime) -> tuple[Principal, _Touch]:
     digest = token_digest(cookie)
-    row = reader.execute(_SESSION_LOOKUP, {"digest": digest}).one_or_none()
+    found = _lookup(reader, "session", digest)
+    row = None if found is None else _SessionRow(*found)
     if (row is None or row.ended_at is not None or row.expires_at <= now
             or now - row.last_seen_at > timedelta(seconds=settings.session_idle_seconds)
             or not digests_equal(row.token_sha256, digest)):
