@@ -36,6 +36,7 @@ autocommit (no BEGIN and ROLLBACK round trips); every write is a transaction.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -76,6 +77,7 @@ class _WriteGate:
         if not self._lock.acquire(timeout=timeout_ms / 1000):
             raise sqlite3.OperationalError(
                 "database is locked (by another writer of this process)")
+        connection.gate_held = True
         try:
             connection.execute("PRAGMA busy_timeout=0")
             try:
@@ -93,12 +95,11 @@ class _WriteGate:
             finally:
                 connection.execute(f"PRAGMA busy_timeout={int(timeout_ms)}")
         except BaseException:
-            if connection.in_transaction:
-                connection.rollback()  # leaves through exit()
-            else:
-                self._lock.release()
+            if connection.in_transaction:  # begun, then the pragma failed
+                with contextlib.suppress(sqlite3.Error):
+                    connection.rollback()
+            self.exit(connection, closed=True)  # if the rollback did not leave already
             raise
-        connection.gate_held = True
 
     def exit(self, connection: _GatedConnection, *, closed: bool = False) -> None:
         """Leave the gate once ``connection``'s transaction has ended (or it was closed)."""

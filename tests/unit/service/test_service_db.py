@@ -226,3 +226,31 @@ def test_postgresql_a_connection_in_steady_use_fails_once_then_the_pool_recovers
             assert conn.execute(text("SELECT 1")).scalar_one() == 1
     finally:
         database.dispose()
+
+
+def test_the_write_gate_is_left_when_begin_fails_after_taking_the_lock(tmp_path: Path) -> None:
+    import sqlite3
+
+    from evidence_intake.service.db import _GatedConnection, _WriteGate
+
+    class RestoreFails(_GatedConnection):
+        """BEGIN IMMEDIATE succeeds, then restoring busy_timeout fails."""
+
+        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:  # type: ignore[override]
+            if sql.startswith("PRAGMA busy_timeout=") and sql != "PRAGMA busy_timeout=0":
+                raise sqlite3.OperationalError("disk I/O error")
+            return super().execute(sql, *args)  # type: ignore[arg-type]
+
+    gate = _WriteGate()
+    connection = sqlite3.connect(tmp_path / "gate.db", isolation_level=None,
+                                 factory=RestoreFails)
+    connection.gate = gate
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+            connection.begin_write()
+        assert not connection.in_transaction  # rolled back, not left holding SQLite's lock
+        assert not connection.gate_held
+        assert gate._lock.acquire(blocking=False)  # and the gate is free
+        gate._lock.release()
+    finally:
+        connection.close()
