@@ -59,7 +59,11 @@ class GroupCommitter:
 
     def commit(self, sealed: SealedSubmission, *, actor: str,
                before_commit: Callable[[], None] | None = None) -> Receipt:
-        """Commit one statement (see ``records.commit_submission``); blocks until it is done."""
+        """Commit one statement (see ``records.commit_submissions``); blocks until it is done.
+
+        ``before_commit`` runs just before the COMMIT is sent (by whichever
+        thread leads the batch): from then on the outcome may be unknown.
+        """
         waiting = _Waiting(records.CommitJob(sealed, actor, before_commit))
         with self._changed:
             self._queue.append(waiting)

@@ -5,7 +5,8 @@ Order of a submission (docs/intake.md, "Atomicity"):
 1. every blob is sealed into a temporary file, fsynced and renamed to its
    digest while the request streams (``Submission``);
 2. one database transaction inserts the statement, its bodies, blobs and
-   recipients *and* appends the audit entry (:func:`commit_submission`);
+   recipients *and* appends the audit entry (:func:`commit_submissions`, several
+   statements per transaction under load: ``committer.py``);
 3. if step 2 fails or never happens (error, disconnect, crash), the blobs of
    step 1 are unreferenced: the request deletes them itself, and after a crash
    :func:`collect_garbage` deletes them once older than the grace period.
@@ -192,21 +193,6 @@ def _rows(sealed: SealedSubmission) -> _Rows:
             "recipients": sorted({r.fingerprint for r in routing.recipients}),
         },
     )
-
-
-def commit_submission(connection: Connection, sealed: SealedSubmission, *, actor: str,
-                      before_commit: Callable[[], None] | None = None) -> Receipt:
-    """Insert the statement and append its audit entry in one transaction; commit.
-
-    ``connection`` must have no transaction yet; on SQLite its first statement
-    takes the write lock (BEGIN IMMEDIATE). ``before_commit`` runs just before
-    the COMMIT is sent: from then on the outcome may be unknown to the caller
-    if the connection fails. On an error the caller rolls back.
-    """
-    outcome = commit_submissions(connection, [CommitJob(sealed, actor, before_commit)])[0]
-    if isinstance(outcome, BaseException):
-        raise outcome
-    return outcome
 
 
 def commit_submissions(connection: Connection, jobs: Sequence[CommitJob], *,

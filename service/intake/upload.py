@@ -54,7 +54,7 @@ def _planner(database: Database, caller: Caller) -> Callable[[StatementInput, li
     def plan_for(record: StatementInput, bodies: list[str]) -> SealPlan:
         # Reads only, in a short transaction of its own (an upload can be
         # long): on SQLite it does not wait for the write lock behind other
-        # statements' commits. commit_submission re-checks the amended one.
+        # statements' commits. commit_submissions re-checks the amended one.
         with database.read_connection() as reader:
             if record.routing.amends is not None:
                 records.check_amendable(reader, record.routing.amends,
