@@ -1,4 +1,8 @@
-"""Group commit: the statements of one process's concurrent requests share a transaction.
+"""Committing sealed statements: the transaction, and group commit across requests.
+
+:func:`commit_submissions` is the transaction: each statement's rows and its
+audit entry, for one statement or several. :class:`GroupCommitter` decides
+which statements share it: those of one process's concurrent requests.
 
 Every statement's commit appends to the audit log, whose head is one row: on
 PostgreSQL a row lock, on SQLite the database's write lock, held from the
@@ -6,7 +10,7 @@ append to the COMMIT. So commits are serial, and with many requests at once
 each one spent most of its time queued behind the others' round trips and
 fsyncs. Here the thread that finds no commit running becomes the *leader*: it
 takes every statement queued at that moment (its own included) and commits
-them in one transaction (``records.commit_submissions``); the threads whose
+them in one transaction (``commit_submissions``); the threads whose
 statements it took wait for their outcome, and the next thread still holding
 an uncommitted statement leads the next batch. Under no load a batch is one
 statement, committed at once; under load the batch grows, and the lock, the
@@ -26,13 +30,200 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from ...schemas.statements import Receipt
+from sqlalchemy import Connection, Dialect, Table, bindparam, insert, select
+
+from ...audit.entry import Entry
+from ...schemas.statements import AuditRef, Receipt
+from .. import audit_hook, auditlog
 from ..db import Database
+from ..models.recipients import KeyKind
+from ..models.statements import (
+    SealedBlob,
+    Statement,
+    StatementBody,
+    StatementRecipient,
+    StatementStatus,
+)
+from ..rawsql import Compiled, RawCursor, StatementSet
 from . import records
+from .errors import IntakeError, StatementStateError
 from .submission import SealedSubmission
+
+_STATEMENTS: Table = Statement.__table__  # type: ignore[assignment]  # a mapped Table
+_BODIES: Table = StatementBody.__table__  # type: ignore[assignment]
+_BLOBS: Table = SealedBlob.__table__  # type: ignore[assignment]
+_RECIPIENTS: Table = StatementRecipient.__table__  # type: ignore[assignment]
+
+# ------------------------------------------------------------------ one transaction
+
+
+class _SubmissionStatements(StatementSet):
+    """The statement commit's SQL for one dialect (see service/rawsql.py)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        super().__init__(dialect)
+        self.amended_status = Compiled(_AMENDED_STATUS, dialect)
+        self.latest_checkpoint = Compiled(auditlog.LATEST_CHECKPOINT, dialect)
+        self.insert_statement = Compiled(insert(_STATEMENTS), dialect, _STATEMENT_KEYS)
+        self.insert_body = Compiled(insert(_BODIES), dialect, _BODY_KEYS)
+        self.insert_blob = Compiled(insert(_BLOBS), dialect, _BLOB_KEYS)
+        self.insert_recipient = Compiled(insert(_RECIPIENTS), dialect, _RECIPIENT_KEYS)
+
+
+_AMENDED_STATUS = select(_STATEMENTS.c.status).where(_STATEMENTS.c.id == bindparam("statement"))
+_STATEMENT_KEYS = ("id", "created_at", "counsellor_id", "amends_id", "status", "priority",
+                   "restricted", "routing_json", "audit_seq", "audit_entry_hash")
+_BODY_KEYS = ("statement_id", "body_id", "key_kind")
+_BLOB_KEYS = ("statement_id", "key_kind", "part", "sha256", "size", "purged")
+_RECIPIENT_KEYS = ("statement_id", "recipient_id", "key_kind")
+
+
+@dataclass
+class CommitJob:
+    """One sealed statement to commit, and who submitted it."""
+
+    sealed: SealedSubmission
+    actor: str
+    # Runs just before the COMMIT is sent: from then on the outcome may be
+    # unknown to the caller if the connection fails.
+    before_commit: Callable[[], None] | None = None
+
+
+@dataclass
+class _Rows:
+    statement: dict[str, object]
+    bodies: list[dict[str, object]]
+    blobs: list[dict[str, object]]
+    recipients: list[dict[str, object]]
+    details: dict[str, Any]
+
+
+def _rows(sealed: SealedSubmission) -> _Rows:
+    """Every row of a statement, built before the transaction (on SQLite it holds the lock)."""
+    routing = sealed.routing
+    statement_id = routing.record_id
+    recipients: dict[str, KeyKind] = {}
+    for group in sealed.plan.groups:
+        for key in group.keys:
+            recipients.setdefault(key.recipient_id, key.kind)
+    return _Rows(
+        statement={
+            "id": statement_id,
+            "created_at": routing.created_at,
+            "counsellor_id": routing.counsellor_account_id,
+            "amends_id": routing.amends,
+            "status": StatementStatus.active,
+            "priority": routing.priority,
+            "restricted": routing.restricted,
+            "routing_json": routing.model_dump_json(by_alias=True, exclude_none=True),
+        },
+        bodies=[{"statement_id": statement_id, "body_id": body.body_id,
+                 "key_kind": KeyKind(body.key_kind)} for body in routing.bodies],
+        blobs=[{"statement_id": statement_id, "key_kind": kind, "part": part,
+                "sha256": ref.sha256, "size": ref.size, "purged": False}
+               for kind, refs in sealed.blobs.items() for part, ref in enumerate(refs)],
+        recipients=[{"statement_id": statement_id, "recipient_id": recipient_id,
+                     "key_kind": kind} for recipient_id, kind in recipients.items()],
+        details={
+            "record_id": routing.record_id,
+            "counsellor": routing.counsellor_account_id,
+            "amends": routing.amends,
+            "bodies": [body.model_dump(mode="json") for body in routing.bodies],
+            "copies": [copy.model_dump(mode="json") for copy in list(routing.copies or [])],
+            "recipients": sorted({r.fingerprint for r in routing.recipients}),
+        },
+    )
+
+
+def commit_submissions(connection: Connection, jobs: Sequence[CommitJob], *,
+                       before_commit: Callable[[], None] | None = None
+                       ) -> list[Receipt | IntakeError]:
+    """Commit several statements in one transaction: each with its rows and audit entry.
+
+    Each statement still commits with its own audit entry, atomically; they
+    only share the transaction (and on SQLite its fsync, on PostgreSQL its
+    round trips and its hold of the log's head). An amendment whose original
+    was withdrawn meanwhile gets its :class:`StatementStateError` in the
+    result and is left out; the others commit. Any other error propagates and
+    the caller rolls back the whole transaction (see :class:`GroupCommitter`).
+    ``before_commit`` runs after the jobs' own, right before the COMMIT is sent.
+    """
+    prepared = [_rows(job.sealed) for job in jobs]
+    statements = _SubmissionStatements.for_dialect(connection.dialect)
+    outcomes: list[Receipt | IntakeError | None] = [None] * len(jobs)
+    hashes: dict[int, bytes] = {}
+
+    def writes(index: int) -> auditlog.AlsoWrite:
+        rows = prepared[index]
+
+        def also(entry: Entry, entry_hash: bytes
+                 ) -> list[tuple[Compiled, Sequence[Mapping[str, object]]]]:
+            # The statement row carries its audit entry's seq and hash, so it
+            # is written after the entry, in the same batch (one round trip on
+            # PostgreSQL), while the log's head is locked until the commit.
+            hashes[index] = entry_hash
+            row = {**rows.statement, "audit_seq": entry.seq,
+                   "audit_entry_hash": entry_hash.hex()}
+            return [(statements.insert_statement, [row]),
+                    (statements.insert_body, rows.bodies),
+                    (statements.insert_blob, rows.blobs),
+                    (statements.insert_recipient, rows.recipients)]
+        return also
+
+    # Begun here, through SQLAlchemy (on SQLite: BEGIN IMMEDIATE, the write
+    # lock), because the statements below go to the DBAPI cursor directly.
+    connection.begin()
+    cursor = RawCursor(connection, statements)
+    try:
+        for index, job in enumerate(jobs):
+            amends = job.sealed.routing.amends
+            if amends is None:
+                continue
+            # Checked again inside the transaction: the original may have
+            # been withdrawn while this upload was streaming.
+            cursor.execute(statements.amended_status, {"statement": amends})
+            found = cursor.one_or_none()
+            if found is None or StatementStatus(found[0]) is not StatementStatus.active:
+                outcomes[index] = StatementStateError(
+                    f"statement {amends} cannot be amended any more",
+                    field="record.routing.amends")
+        # The latest checkpoint cannot cover the entries about to be appended.
+        cursor.execute(statements.latest_checkpoint, {})
+        found = cursor.one_or_none()
+        checkpoint = None if found is None else str(found[0])
+    finally:
+        cursor.close()
+    live = [index for index in range(len(jobs)) if outcomes[index] is None]
+    if not live:
+        connection.rollback()
+        return [outcome for outcome in outcomes if outcome is not None]
+    entries = audit_hook.record_many(connection, [
+        auditlog.Pending(jobs[index].actor, records.ACTION_SEALED,
+                         {"statement": jobs[index].sealed.routing.record_id},
+                         prepared[index].details, writes(index))
+        for index in live])
+    for index in live:
+        callback = jobs[index].before_commit
+        if callback is not None:
+            callback()
+    if before_commit is not None:
+        before_commit()
+    connection.commit()
+    for index, entry in zip(live, entries, strict=True):
+        routing = jobs[index].sealed.routing
+        audit = AuditRef(seq=entry.seq, entry_hash=hashes[index].hex())
+        outcomes[index] = records.build_receipt(
+            routing.record_id, routing.created_at, routing.amends, StatementStatus.active,
+            routing, audit, checkpoint)
+    return [outcome for outcome in outcomes if outcome is not None]  # all are set by now
+
+
+# ------------------------------------------------------------------ batching
+
 
 # Statements per transaction at most; the rest wait for the next batch.
 MAX_BATCH = 32
@@ -40,7 +231,7 @@ MAX_BATCH = 32
 
 @dataclass(eq=False)
 class _Waiting:
-    job: records.CommitJob
+    job: CommitJob
     attempted: bool = False  # its COMMIT was sent (the outcome may be unknown)
     done: bool = False
     receipt: Receipt | None = None
@@ -59,12 +250,12 @@ class GroupCommitter:
 
     def commit(self, sealed: SealedSubmission, *, actor: str,
                before_commit: Callable[[], None] | None = None) -> Receipt:
-        """Commit one statement (see ``records.commit_submissions``); blocks until it is done.
+        """Commit one statement (see ``commit_submissions``); blocks until it is done.
 
         ``before_commit`` runs just before the COMMIT is sent (by whichever
         thread leads the batch): from then on the outcome may be unknown.
         """
-        waiting = _Waiting(records.CommitJob(sealed, actor, before_commit))
+        waiting = _Waiting(CommitJob(sealed, actor, before_commit))
         with self._changed:
             self._queue.append(waiting)
             while not waiting.done and self._leading:
@@ -109,7 +300,7 @@ class GroupCommitter:
                 item.attempted = True
 
         with self._database.write_connection() as connection:
-            outcomes = records.commit_submissions(connection, [item.job for item in batch],
+            outcomes = commit_submissions(connection, [item.job for item in batch],
                                                   before_commit=sending)
         for item, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, BaseException):

@@ -5,8 +5,8 @@ Order of a submission (docs/intake.md, "Atomicity"):
 1. every blob is sealed into a temporary file, fsynced and renamed to its
    digest while the request streams (``Submission``);
 2. one database transaction inserts the statement, its bodies, blobs and
-   recipients *and* appends the audit entry (:func:`commit_submissions`, several
-   statements per transaction under load: ``committer.py``);
+   recipients *and* appends the audit entry (``committer.commit_submissions``,
+   several statements per transaction under load);
 3. if step 2 fails or never happens (error, disconnect, crash), the blobs of
    step 1 are unreferenced: the request deletes them itself, and after a crash
    :func:`collect_garbage` deletes them once older than the grace period.
@@ -19,19 +19,16 @@ between leaves unreferenced blobs that garbage collection removes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Table, bindparam, insert, select
+from sqlalchemy import Connection, Table, bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ...audit.entry import Entry
 from ...schemas.statements import RECEIPT_SCHEMA, AuditRef, Receipt, Routing, StatementSummary
 from .. import audit_hook, auditlog
 from ..errors import NotFoundError
-from ..models.recipients import KeyKind
 from ..models.statements import (
     SealedBlob,
     Statement,
@@ -39,16 +36,13 @@ from ..models.statements import (
     StatementRecipient,
     StatementStatus,
 )
-from ..rawsql import Compiled, RawCursor, StatementSet
 from ..recipient_sets import ActiveKey, active_recipients_for_bodies
 from .blobstore import FilesystemBlobStore, GarbageReport
 from .errors import (
-    IntakeError,
     InvalidStatementError,
     StatementNotFoundError,
     StatementStateError,
 )
-from .submission import SealedSubmission
 
 ACTION_SEALED = "statement.sealed"
 ACTION_WITHDRAWN = "statement.consent_withdrawn"
@@ -82,7 +76,6 @@ def _audit(session: Session, *, actor: str, action: str, subject: str,
 
 def latest_checkpoint(session: Session | Connection) -> str | None:
     """The newest signed checkpoint note, or None before the first one is signed."""
-    from .. import auditlog
 
     return auditlog.latest_checkpoint(session)
 
@@ -117,170 +110,10 @@ def check_amendable(session: Session | Connection, amends: str, *, account_id: s
                                   field="record.routing.amends")
 
 
-class _SubmissionStatements(StatementSet):
-    """The statement commit's SQL for one dialect (see service/rawsql.py)."""
-
-    def __init__(self, dialect: Dialect) -> None:
-        super().__init__(dialect)
-        self.amended_status = Compiled(_AMENDED_STATUS, dialect)
-        self.latest_checkpoint = Compiled(auditlog.LATEST_CHECKPOINT, dialect)
-        self.insert_statement = Compiled(insert(_STATEMENTS), dialect, _STATEMENT_KEYS)
-        self.insert_body = Compiled(insert(_BODIES), dialect, _BODY_KEYS)
-        self.insert_blob = Compiled(insert(_BLOBS), dialect, _BLOB_KEYS)
-        self.insert_recipient = Compiled(insert(_RECIPIENTS), dialect, _RECIPIENT_KEYS)
-
-
-_AMENDED_STATUS = select(_STATEMENTS.c.status).where(_STATEMENTS.c.id == bindparam("statement"))
-_STATEMENT_KEYS = ("id", "created_at", "counsellor_id", "amends_id", "status", "priority",
-                   "restricted", "routing_json", "audit_seq", "audit_entry_hash")
-_BODY_KEYS = ("statement_id", "body_id", "key_kind")
-_BLOB_KEYS = ("statement_id", "key_kind", "part", "sha256", "size", "purged")
-_RECIPIENT_KEYS = ("statement_id", "recipient_id", "key_kind")
-
-
-@dataclass
-class CommitJob:
-    """One sealed statement to commit, and who submitted it."""
-
-    sealed: SealedSubmission
-    actor: str
-    # Runs just before the COMMIT is sent: from then on the outcome may be
-    # unknown to the caller if the connection fails.
-    before_commit: Callable[[], None] | None = None
-
-
-@dataclass
-class _Rows:
-    statement: dict[str, object]
-    bodies: list[dict[str, object]]
-    blobs: list[dict[str, object]]
-    recipients: list[dict[str, object]]
-    details: dict[str, Any]
-
-
-def _rows(sealed: SealedSubmission) -> _Rows:
-    """Every row of a statement, built before the transaction (on SQLite it holds the lock)."""
-    routing = sealed.routing
-    statement_id = routing.record_id
-    recipients: dict[str, KeyKind] = {}
-    for group in sealed.plan.groups:
-        for key in group.keys:
-            recipients.setdefault(key.recipient_id, key.kind)
-    return _Rows(
-        statement={
-            "id": statement_id,
-            "created_at": routing.created_at,
-            "counsellor_id": routing.counsellor_account_id,
-            "amends_id": routing.amends,
-            "status": StatementStatus.active,
-            "priority": routing.priority,
-            "restricted": routing.restricted,
-            "routing_json": routing.model_dump_json(by_alias=True, exclude_none=True),
-        },
-        bodies=[{"statement_id": statement_id, "body_id": body.body_id,
-                 "key_kind": KeyKind(body.key_kind)} for body in routing.bodies],
-        blobs=[{"statement_id": statement_id, "key_kind": kind, "part": part,
-                "sha256": ref.sha256, "size": ref.size, "purged": False}
-               for kind, refs in sealed.blobs.items() for part, ref in enumerate(refs)],
-        recipients=[{"statement_id": statement_id, "recipient_id": recipient_id,
-                     "key_kind": kind} for recipient_id, kind in recipients.items()],
-        details={
-            "record_id": routing.record_id,
-            "counsellor": routing.counsellor_account_id,
-            "amends": routing.amends,
-            "bodies": [body.model_dump(mode="json") for body in routing.bodies],
-            "copies": [copy.model_dump(mode="json") for copy in _copies(routing)],
-            "recipients": sorted({r.fingerprint for r in routing.recipients}),
-        },
-    )
-
-
-def commit_submissions(connection: Connection, jobs: Sequence[CommitJob], *,
-                       before_commit: Callable[[], None] | None = None
-                       ) -> list[Receipt | IntakeError]:
-    """Commit several statements in one transaction: each with its rows and audit entry.
-
-    Each statement still commits with its own audit entry, atomically; they
-    only share the transaction (and on SQLite its fsync, on PostgreSQL its
-    round trips and its hold of the log's head). An amendment whose original
-    was withdrawn meanwhile gets its :class:`StatementStateError` in the
-    result and is left out; the others commit. Any other error propagates and
-    the caller rolls back the whole transaction (see ``committer.py``).
-    ``before_commit`` runs after the jobs' own, right before the COMMIT is sent.
-    """
-    prepared = [_rows(job.sealed) for job in jobs]
-    statements = _SubmissionStatements.for_dialect(connection.dialect)
-    outcomes: list[Receipt | IntakeError | None] = [None] * len(jobs)
-    hashes: dict[int, bytes] = {}
-
-    def writes(index: int) -> auditlog.AlsoWrite:
-        rows = prepared[index]
-
-        def also(entry: Entry, entry_hash: bytes
-                 ) -> list[tuple[Compiled, Sequence[Mapping[str, object]]]]:
-            # The statement row carries its audit entry's seq and hash, so it
-            # is written after the entry, in the same batch (one round trip on
-            # PostgreSQL), while the log's head is locked until the commit.
-            hashes[index] = entry_hash
-            row = {**rows.statement, "audit_seq": entry.seq,
-                   "audit_entry_hash": entry_hash.hex()}
-            return [(statements.insert_statement, [row]),
-                    (statements.insert_body, rows.bodies),
-                    (statements.insert_blob, rows.blobs),
-                    (statements.insert_recipient, rows.recipients)]
-        return also
-
-    # Begun here, through SQLAlchemy (on SQLite: BEGIN IMMEDIATE, the write
-    # lock), because the statements below go to the DBAPI cursor directly.
-    connection.begin()
-    cursor = RawCursor(connection, statements)
-    try:
-        for index, job in enumerate(jobs):
-            amends = job.sealed.routing.amends
-            if amends is None:
-                continue
-            # Checked again inside the transaction: the original may have
-            # been withdrawn while this upload was streaming.
-            cursor.execute(statements.amended_status, {"statement": amends})
-            found = cursor.one_or_none()
-            if found is None or StatementStatus(found[0]) is not StatementStatus.active:
-                outcomes[index] = StatementStateError(
-                    f"statement {amends} cannot be amended any more",
-                    field="record.routing.amends")
-        # The latest checkpoint cannot cover the entries about to be appended.
-        cursor.execute(statements.latest_checkpoint, {})
-        found = cursor.one_or_none()
-        checkpoint = None if found is None else str(found[0])
-    finally:
-        cursor.close()
-    live = [index for index in range(len(jobs)) if outcomes[index] is None]
-    if not live:
-        connection.rollback()
-        return [outcome for outcome in outcomes if outcome is not None]
-    entries = audit_hook.record_many(connection, [
-        auditlog.Pending(jobs[index].actor, ACTION_SEALED,
-                         {"statement": jobs[index].sealed.routing.record_id},
-                         prepared[index].details, writes(index))
-        for index in live])
-    for index in live:
-        callback = jobs[index].before_commit
-        if callback is not None:
-            callback()
-    if before_commit is not None:
-        before_commit()
-    connection.commit()
-    for index, entry in zip(live, entries, strict=True):
-        routing = jobs[index].sealed.routing
-        audit = AuditRef(seq=entry.seq, entry_hash=hashes[index].hex())
-        outcomes[index] = _receipt(routing.record_id, routing.created_at, routing.amends,
-                                   StatementStatus.active, routing, audit, checkpoint)
-    return [outcome for outcome in outcomes if outcome is not None]  # all are set by now
-
-
 # ------------------------------------------------------------------ reading
 
 
-def _receipt(statement_id: str, created_at: datetime, amends: str | None,
+def build_receipt(statement_id: str, created_at: datetime, amends: str | None,
              status: StatementStatus, routing: Routing, audit: AuditRef,
              checkpoint: str | None) -> Receipt:
     return Receipt(
@@ -310,7 +143,7 @@ def routing_of(statement: Statement) -> Routing:
 
 def receipt_for(session: Session, statement: Statement) -> Receipt:
     audit = AuditRef(seq=statement.audit_seq, entry_hash=statement.audit_entry_hash)
-    return _receipt(statement.id, statement.created_at, statement.amends_id, statement.status,
+    return build_receipt(statement.id, statement.created_at, statement.amends_id, statement.status,
                     routing_of(statement), audit, latest_checkpoint(session))
 
 

@@ -101,18 +101,18 @@ def test_a_failure_after_the_audit_append_rolls_back_statement_and_entry(
     COMMIT; a statement run outside the transaction (autocommitted) would
     survive it.
     """
-    from evidence_intake.service.intake import records
+    from evidence_intake.service.intake import committer as committer_module
 
     bodies = make_bodies(api)
-    real = records.commit_submissions
+    real = committer_module.commit_submissions
 
     def failing(connection: Any, jobs: Any, *, before_commit: Any = None) -> Any:
         def fail() -> None:
             raise RuntimeError("the machine lost power")
-        return real(connection, [records.CommitJob(job.sealed, job.actor, fail) for job in jobs],
-                    before_commit=before_commit)
+        failing_jobs = [committer_module.CommitJob(job.sealed, job.actor, fail) for job in jobs]
+        return real(connection, failing_jobs, before_commit=before_commit)
 
-    monkeypatch.setattr(records, "commit_submissions", failing)
+    monkeypatch.setattr(committer_module, "commit_submissions", failing)
     body, ctype = multipart([
         ("record", None, "application/json", record_bytes(record([bodies.un]))),
         ("text", None, "text/plain", b"statement"),
@@ -127,6 +127,6 @@ def test_a_failure_after_the_audit_append_rolls_back_statement_and_entry(
 
     assert (api.audit_actions(), _counts(api)) == before
     assert stored_files(api.settings.blob_path) == []
-    monkeypatch.setattr(records, "commit_submissions", real)
+    monkeypatch.setattr(committer_module, "commit_submissions", real)
     sent = _call(api.client.app, headers, [body], disconnect=False)
     assert sent[0]["status"] == 201  # the rollback left the database usable

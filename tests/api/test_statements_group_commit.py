@@ -18,7 +18,7 @@ import pytest
 from evidence_intake.audit.note import parse_vkey
 from evidence_intake.audit.verify import verify_log
 from evidence_intake.service import auditlog
-from evidence_intake.service.intake import records
+from evidence_intake.service.intake import committer as committer_module
 from evidence_intake.service.intake.committer import committer_for
 from intake_api_support import Api, fresh_postgres_database
 from intake_samples import multipart, record, record_bytes
@@ -72,7 +72,7 @@ def test_concurrent_statements_share_a_transaction_and_keep_their_own_entries(
         **api.auth("counsellor"), "content-type": ctype, "content-length": str(len(body)),
         "host": "testserver"}.items()]
     committer = committer_for(api.database)
-    real = records.commit_submissions
+    real = committer_module.commit_submissions
     batches: list[int] = []
 
     def held(connection: Any, jobs: Any, **kwargs: Any) -> Any:
@@ -86,8 +86,8 @@ def test_concurrent_statements_share_a_transaction_and_keep_their_own_entries(
         return real(connection, jobs, **kwargs)
 
     records_before = _statement_count(api)
-    original = records.commit_submissions
-    records.commit_submissions = held  # type: ignore[assignment]
+    original = committer_module.commit_submissions
+    committer_module.commit_submissions = held  # type: ignore[assignment]
     try:
         answers: list[dict[str, Any]] = []
         threads = [threading.Thread(target=lambda: answers.append(
@@ -97,7 +97,7 @@ def test_concurrent_statements_share_a_transaction_and_keep_their_own_entries(
         for thread in threads:
             thread.join(timeout=60)
     finally:
-        records.commit_submissions = original  # type: ignore[assignment]
+        committer_module.commit_submissions = original  # type: ignore[assignment]
 
     assert [answer["status"] for answer in answers] == [201] * STATEMENTS
     assert batches == [1, STATEMENTS - 1]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from evidence_intake.service.intake import committer as committer_module
-from evidence_intake.service.intake import records
+from evidence_intake.service.intake.committer import CommitJob as Job
 from evidence_intake.service.intake.committer import GroupCommitter
 from evidence_intake.service.intake.errors import StatementStateError
 
@@ -69,12 +69,12 @@ def _run_batch(committer: GroupCommitter, names: list[str]) -> dict[str, Any]:
 def test_queued_statements_commit_in_one_transaction(monkeypatch: pytest.MonkeyPatch) -> None:
     batches: list[list[str]] = []
 
-    def fake(connection: Any, jobs: list[records.CommitJob], *, before_commit: Any) -> list[str]:
+    def fake(connection: Any, jobs: list[Job], *, before_commit: Any) -> list[str]:
         batches.append([job.sealed.name for job in jobs])  # type: ignore[attr-defined]
         before_commit()
         return [f"receipt of {job.sealed.name}" for job in jobs]  # type: ignore[attr-defined]
 
-    monkeypatch.setattr(records, "commit_submissions", fake)
+    monkeypatch.setattr(committer_module, "commit_submissions", fake)
     committer = GroupCommitter(_FakeDatabase())  # type: ignore[arg-type]
     outcomes = _run_batch(committer, ["a", "b", "c", "d"])
     assert outcomes == {name: f"receipt of {name}" for name in "abcd"}
@@ -82,12 +82,12 @@ def test_queued_statements_commit_in_one_transaction(monkeypatch: pytest.MonkeyP
 
 
 def test_a_refused_amendment_fails_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    def fake(connection: Any, jobs: list[records.CommitJob], *, before_commit: Any) -> list[Any]:
+    def fake(connection: Any, jobs: list[Job], *, before_commit: Any) -> list[Any]:
         before_commit()
         return [StatementStateError("withdrawn meanwhile") if job.sealed.name == "b"  # type: ignore[attr-defined]
                 else job.sealed.name for job in jobs]  # type: ignore[attr-defined]
 
-    monkeypatch.setattr(records, "commit_submissions", fake)
+    monkeypatch.setattr(committer_module, "commit_submissions", fake)
     outcomes = _run_batch(GroupCommitter(_FakeDatabase()), ["a", "b", "c"])  # type: ignore[arg-type]
     assert outcomes["a"] == "a" and outcomes["c"] == "c"
     assert isinstance(outcomes["b"], StatementStateError)
@@ -97,7 +97,7 @@ def test_an_error_before_the_commit_retries_each_statement_alone(
         monkeypatch: pytest.MonkeyPatch) -> None:
     batches: list[list[str]] = []
 
-    def fake(connection: Any, jobs: list[records.CommitJob], *, before_commit: Any) -> list[str]:
+    def fake(connection: Any, jobs: list[Job], *, before_commit: Any) -> list[str]:
         names = [job.sealed.name for job in jobs]  # type: ignore[attr-defined]
         batches.append(names)
         if "bad" in names:
@@ -105,7 +105,7 @@ def test_an_error_before_the_commit_retries_each_statement_alone(
         before_commit()
         return names
 
-    monkeypatch.setattr(records, "commit_submissions", fake)
+    monkeypatch.setattr(committer_module, "commit_submissions", fake)
     database = _FakeDatabase()
     outcomes = _run_batch(GroupCommitter(database), ["a", "bad", "c"])  # type: ignore[arg-type]
     assert outcomes["a"] == "a" and outcomes["c"] == "c"
@@ -118,12 +118,12 @@ def test_an_error_once_the_commit_was_sent_fails_the_whole_batch(
         monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
 
-    def fake(connection: Any, jobs: list[records.CommitJob], *, before_commit: Any) -> list[str]:
+    def fake(connection: Any, jobs: list[Job], *, before_commit: Any) -> list[str]:
         calls.append(len(jobs))
         before_commit()  # the COMMIT goes out, then the connection drops
         raise ConnectionError("server closed the connection")
 
-    monkeypatch.setattr(records, "commit_submissions", fake)
+    monkeypatch.setattr(committer_module, "commit_submissions", fake)
     outcomes = _run_batch(GroupCommitter(_FakeDatabase()), ["a", "b"])  # type: ignore[arg-type]
     # The outcome is unknown: no statement is retried (it may have landed).
     assert calls == [2]
