@@ -301,7 +301,7 @@ class GroupCommitter:
 
         with self._database.write_connection() as connection:
             outcomes = commit_submissions(connection, [item.job for item in batch],
-                                                  before_commit=sending)
+                                          before_commit=sending)
         for item, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 item.error = outcome
