@@ -5,11 +5,13 @@ The keys here are generated per test session and are test keys only.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from evidence_intake.audit.entry import Entry
 from evidence_intake.audit.log import MemoryLog
 from evidence_intake.audit.note import NoteSigner, NoteVerifier, generate_signer_key
 
@@ -61,3 +63,10 @@ def make_log(signer: NoteSigner) -> Callable[..., MemoryLog]:
 def write(path: Path, lines: list[bytes]) -> Path:
     path.write_bytes(b"".join(lines))
     return path
+
+
+def edit_entry(line: bytes, **changes: object) -> bytes:
+    """The entry line with ``changes`` applied, canonical again (a tampered entry)."""
+    obj = json.loads(line)
+    obj.update(changes)
+    return Entry.from_json(obj).canonical_bytes() + b"\n"

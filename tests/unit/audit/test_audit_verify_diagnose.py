@@ -12,11 +12,10 @@ and line.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import pytest
-from conftest import ORIGIN, fill, write
+from conftest import ORIGIN, edit_entry, fill, write
 from evidence_intake.audit import verify
 from evidence_intake.audit.entry import GENESIS_PREV, Entry
 from evidence_intake.audit.errors import (
@@ -63,16 +62,10 @@ def reference_verdict(lines: list[bytes]) -> Verdict:
     return None
 
 
-def _edit(line: bytes, **changes: object) -> bytes:
-    obj = json.loads(line)
-    obj.update(changes)
-    return Entry.from_json(obj).canonical_bytes() + b"\n"
-
-
 def _edit_entry(line: bytes, **changes: object) -> bytes:
-    """``_edit``, or the line as it is if an earlier op already made it no entry."""
+    """``edit_entry``, or the line as it is if an earlier op already made it no entry."""
     try:
-        return _edit(line, **changes)
+        return edit_entry(line, **changes)
     except EntryFormatError:  # e.g. its prev was upper-cased: it stays broken as it is
         return line
 
@@ -163,7 +156,7 @@ def test_diagnosis_memory_does_not_grow_with_the_log(tmp_path: Path, signer: Not
     fill(log, 2000)
     log.sign(signer)
     lines = list(log.lines)
-    lines[1000] = _edit(lines[1000], actor="acct_x")
+    lines[1000] = edit_entry(lines[1000], actor="acct_x")
     path = write(tmp_path / "log.jsonl", lines)
     tracemalloc.start()
     try:

@@ -9,9 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import ORIGIN, T0, fill, write
+from conftest import ORIGIN, T0, edit_entry, fill, write
 from evidence_intake.audit.checkpoint import Checkpoint, sign_checkpoint
-from evidence_intake.audit.entry import Entry
 from evidence_intake.audit.errors import (
     CheckpointMismatchError,
     DeletedEntryError,
@@ -35,12 +34,6 @@ MakeLog = Callable[..., MemoryLog]
 def entry_lines(lines: list[bytes]) -> list[int]:
     """Positions (in ``lines``) of the entry lines, in order."""
     return [i for i, line in enumerate(lines) if not line.startswith(CHECKPOINT_PREFIX)]
-
-
-def edit_entry(line: bytes, **changes: object) -> bytes:
-    obj = json.loads(line)
-    obj.update(changes)
-    return Entry.from_json(obj).canonical_bytes() + b"\n"
 
 
 def test_an_untouched_log_verifies(tmp_path: Path, make_log: MakeLog,
