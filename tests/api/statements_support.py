@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from evidence_intake.crypto.age import X25519Identity, decrypt
 from evidence_intake.crypto.age.mlkem768x25519 import HybridIdentity
 from evidence_intake.service.intake.blobstore import FilesystemBlobStore
@@ -67,3 +68,37 @@ def open_blob(api: Api, digest: str, identity: Any) -> bytes:
 def open_record(api: Api, digest: str, identity: Any) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(open_blob(api, digest, identity))
     return doc
+
+
+def call_submit(app: Any, headers: dict[str, str], chunks: list[bytes], *,
+                disconnect: bool = False) -> list[dict[str, Any]]:
+    """``POST /api/v1/statements`` straight through the ASGI app; the messages it sent.
+
+    The body arrives as ``chunks``; with ``disconnect`` the client vanishes
+    after them instead of waiting for the answer.
+    """
+    sent: list[dict[str, Any]] = []
+    queue = list(chunks)
+
+    async def receive() -> dict[str, Any]:
+        if queue:
+            await anyio.sleep(0)
+            chunk = queue.pop(0)
+            return {"type": "http.request", "body": chunk,
+                    "more_body": disconnect or bool(queue)}
+        if not disconnect:
+            await anyio.sleep(3600)  # a well-behaved client just waits for the answer
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "https", "path": "/api/v1/statements", "raw_path": b"/api/v1/statements",
+        "root_path": "", "query_string": b"", "server": ("testserver", 443),
+        "client": ("127.0.0.1", 50000),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+    }
+    anyio.run(app, scope, receive, send)
+    return sent

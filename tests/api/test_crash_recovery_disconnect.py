@@ -11,42 +11,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from intake_api_support import Api
 from intake_samples import multipart, record, record_bytes, stored_files
 from sqlalchemy import text
-from statements_support import make_bodies
-
-
-def _call(app: Any, headers: dict[str, str], chunks: list[bytes], *,
-          disconnect: bool) -> list[dict[str, Any]]:
-    """Run one request; with ``disconnect`` the client vanishes after ``chunks``."""
-    sent: list[dict[str, Any]] = []
-    queue = list(chunks)
-
-    async def receive() -> dict[str, Any]:
-        if queue:
-            await anyio.sleep(0)
-            chunk = queue.pop(0)
-            return {"type": "http.request", "body": chunk,
-                    "more_body": disconnect or bool(queue)}
-        if not disconnect:
-            await anyio.sleep(3600)  # a well-behaved client just waits for the answer
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "https", "path": "/api/v1/statements", "raw_path": b"/api/v1/statements",
-        "root_path": "", "query_string": b"", "server": ("testserver", 443),
-        "client": ("127.0.0.1", 50000),
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-    }
-    anyio.run(app, scope, receive, send)
-    return sent
+from statements_support import call_submit, make_bodies
 
 
 def _counts(api: Api) -> tuple[int, int]:
@@ -70,7 +39,7 @@ def test_disconnect_mid_attachment_leaves_nothing(api: Api, tmp_path: Path) -> N
                "content-length": str(len(body)), "host": "testserver"}
     before = api.audit_actions(), _counts(api)
 
-    _call(api.client.app, headers, chunks, disconnect=True)
+    call_submit(api.client.app, headers, chunks, disconnect=True)
 
     assert (api.audit_actions(), _counts(api)) == before
     assert stored_files(api.settings.blob_path) == []
@@ -88,7 +57,7 @@ def test_a_complete_upload_through_the_same_path_is_stored(api: Api) -> None:
                "content-length": str(len(body)), "host": "testserver"}
     chunks = [body[i:i + 65536] for i in range(0, len(body), 65536)]
 
-    sent = _call(api.client.app, headers, chunks, disconnect=False)
+    sent = call_submit(api.client.app, headers, chunks, disconnect=False)
     assert sent[0]["status"] == 201
     assert len(stored_files(api.settings.blob_path)) == 1
 
@@ -122,11 +91,11 @@ def test_a_failure_after_the_audit_append_rolls_back_statement_and_entry(
                "content-length": str(len(body)), "host": "testserver"}
     before = api.audit_actions(), _counts(api)
 
-    sent = _call(api.client.app, headers, [body], disconnect=False)
+    sent = call_submit(api.client.app, headers, [body], disconnect=False)
     assert sent[0]["status"] == 500
 
     assert (api.audit_actions(), _counts(api)) == before
     assert stored_files(api.settings.blob_path) == []
     monkeypatch.setattr(committer_module, "commit_submissions", real)
-    sent = _call(api.client.app, headers, [body], disconnect=False)
+    sent = call_submit(api.client.app, headers, [body], disconnect=False)
     assert sent[0]["status"] == 201  # the rollback left the database usable

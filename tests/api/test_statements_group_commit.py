@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from evidence_intake.audit.note import parse_vkey
 from evidence_intake.audit.verify import verify_log
@@ -23,7 +22,7 @@ from evidence_intake.service.intake.committer import committer_for
 from intake_api_support import Api, fresh_postgres_database
 from intake_samples import multipart, record, record_bytes
 from sqlalchemy import text
-from statements_support import make_bodies
+from statements_support import call_submit, make_bodies
 
 STATEMENTS = 6
 
@@ -35,28 +34,8 @@ def postgres_database(postgres_url: str) -> Iterator[str]:
         yield url
 
 
-def _post(app: Any, headers: list[tuple[bytes, bytes]], body: bytes) -> dict[str, Any]:
-    sent: list[dict[str, Any]] = []
-    delivered = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal delivered
-        if not delivered:
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await anyio.sleep(3600)
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "https", "path": "/api/v1/statements", "raw_path": b"/api/v1/statements",
-        "root_path": "", "query_string": b"", "server": ("testserver", 443),
-        "client": ("127.0.0.1", 50000), "headers": headers,
-    }
-    anyio.run(app, scope, receive, send)
+def _post(app: Any, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    sent = call_submit(app, headers, [body])
     return {"status": sent[0]["status"],
             "body": json.loads(b"".join(m.get("body", b"") for m in sent[1:]))}
 
@@ -68,9 +47,8 @@ def test_concurrent_statements_share_a_transaction_and_keep_their_own_entries(
         ("record", None, "application/json", record_bytes(record([bodies.un]))),
         ("text", None, "text/plain", b"statement"),
     ])
-    headers = [(k.lower().encode(), v.encode()) for k, v in {
-        **api.auth("counsellor"), "content-type": ctype, "content-length": str(len(body)),
-        "host": "testserver"}.items()]
+    headers = {**api.auth("counsellor"), "content-type": ctype,
+               "content-length": str(len(body)), "host": "testserver"}
     committer = committer_for(api.database)
     real = committer_module.commit_submissions
     batches: list[int] = []
