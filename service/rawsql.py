@@ -92,6 +92,17 @@ class StatementSet:
         return found  # type: ignore[return-value]  # the cache holds instances of cls
 
 
+def query(connection: Connection, statements: StatementSet, statement: Compiled,
+          values: Mapping[str, object]) -> list[tuple[Any, ...]]:
+    """Run one SELECT of ``statements`` on a cursor of its own; its processed rows."""
+    cursor = RawCursor(connection, statements)
+    try:
+        cursor.execute(statement, values)
+        return cursor.rows(statement)
+    finally:
+        cursor.close()
+
+
 class RawCursor:
     """Statements of one :class:`StatementSet` on a connection's DBAPI cursor."""
 

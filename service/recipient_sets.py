@@ -22,7 +22,7 @@ from . import audit_hook
 from .errors import ConflictError, NotFoundError, PolicyError
 from .models.recipients import KeyKind, ReceivingBody, Recipient
 from .models.types import utcnow
-from .rawsql import Compiled, RawCursor, StatementSet
+from .rawsql import Compiled, StatementSet, query
 from .settings import Settings
 
 
@@ -162,17 +162,12 @@ def _active_key_rows(session: Session | Connection, wanted: list[str]) -> list[A
 
     On a plain connection, for a few bodies (every submission asks), the
     query is compiled once per count of bodies and run on the DBAPI cursor
-    (service/rawsql.py): its columns are plain text, which the driver returns
-    as SQLAlchemy would.
+    (service/rawsql.py), its rows processed as SQLAlchemy would.
     """
     if isinstance(session, Connection) and 0 < len(wanted) <= _COMPILED_BODIES:
-        statement = _ActiveKeyStatements.for_dialect(session.dialect).for_count(len(wanted))
-        cursor = RawCursor(session, _ActiveKeyStatements.for_dialect(session.dialect))
-        try:
-            cursor.execute(statement, {f"body_{i}": body for i, body in enumerate(wanted)})
-            return list(cursor.cursor.fetchall())
-        finally:
-            cursor.close()
+        statements = _ActiveKeyStatements.for_dialect(session.dialect)
+        return query(session, statements, statements.for_count(len(wanted)),
+                     {f"body_{i}": body for i, body in enumerate(wanted)})
     return list(session.execute(_ACTIVE_KEYS_ANY, {"bodies": wanted}))
 
 

@@ -21,7 +21,7 @@ from ..db import Database
 from ..errors import AuthenticationError, CSRFError
 from ..models.accounts import Account, ApiToken, LoginSession, Role
 from ..models.types import utcnow
-from ..rawsql import Compiled, RawCursor, StatementSet
+from ..rawsql import Compiled, StatementSet, query
 from ..settings import Settings
 from .tokens import API_TOKEN_PREFIX, csrf_token_for, digests_equal, token_digest
 
@@ -109,12 +109,7 @@ def _lookup(reader: Connection, which: str, digest: str) -> tuple[Any, ...] | No
     """The credential's row, read on the connection's DBAPI cursor (service/rawsql.py)."""
     statements = _Lookups.for_dialect(reader.dialect)
     statement = statements.token if which == "token" else statements.session
-    cursor = RawCursor(reader, statements)
-    try:
-        cursor.execute(statement, {"digest": digest})
-        rows = cursor.rows(statement)
-    finally:
-        cursor.close()
+    rows = query(reader, statements, statement, {"digest": digest})
     return rows[0] if rows else None
 
 
