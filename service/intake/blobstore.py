@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import hashlib
 import io
+import mmap
 import os
 import queue
 import secrets
@@ -49,6 +50,24 @@ _fadvise = getattr(os, "posix_fadvise", None)
 # the blob's own once the blob outgrows one; at most _BUFFERS per blob.
 _BUFFER_BYTES = 1 << 20
 _BUFFERS = 4
+# Once a blob has a flusher, its file is written with O_DIRECT where the file
+# system allows it: the ciphertext goes from the flusher's buffer to the disk
+# without a copy into the page cache (which cost about a third of a second of
+# CPU per 512 MiB here, more on a freshly booted virtual machine) and without
+# write-back by kernel threads. O_DIRECT needs buffers, lengths and file
+# offsets aligned to the device's block size; a page (4096 bytes) satisfies
+# every common device, and the flusher's buffers are page-aligned anonymous
+# mappings. Durability is unchanged: the fdatasync in finish() still flushes
+# the device's cache and the file's size before the blob is named.
+_DIRECT = getattr(os, "O_DIRECT", 0)
+_ALIGN = 4096
+
+Buffer = bytearray | mmap.mmap
+
+
+def _aligned_buffer() -> mmap.mmap:
+    """A zeroed, page-aligned buffer of :data:`_BUFFER_BYTES` (private, never on disk)."""
+    return mmap.mmap(-1, _BUFFER_BYTES)
 
 
 class BlobStoreError(Exception):
@@ -176,10 +195,12 @@ class _FileBlobWriter(io.RawIOBase):
         self._fd: int | None = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self._hash = hashlib.sha256()
         self._size = 0  # bytes accepted by write()
-        self._buffer = bytearray()
+        self._buffer: Buffer = bytearray()
         self._fill = 0
         self._flusher: _Flusher | None = None
         # Owned by whoever stores chunks: the flusher's thread once it runs.
+        self._direct = False  # the file has O_DIRECT now
+        self._writeback = True  # early write-back from the page cache
         self._written = 0
         self._written_back = 0
         self._advised_from = 0
@@ -214,21 +235,52 @@ class _FileBlobWriter(io.RawIOBase):
         if self._flusher is None and fill + size < _BUFFER_BYTES:
             # Small so far: the buffer grows with the blob (it holds exactly
             # ``fill`` bytes), so a small blob never allocates a full buffer.
-            self._buffer += bytes(size)
+            self._buffer += bytes(size)  # type: ignore[operator] # a bytearray until then
         else:
             if len(self._buffer) < _BUFFER_BYTES:
-                buffer = bytearray(_BUFFER_BYTES)
+                buffer = _aligned_buffer()
                 buffer[:fill] = self._buffer
                 self._buffer = buffer
             if fill + size > _BUFFER_BYTES:
                 if self._flusher is None:
+                    self._start_direct()
                     self._flusher = _Flusher(self._store_chunk)
-                self._flusher.submit(self._buffer, fill)
-                self._buffer = self._flusher.take()
-                fill = 0
+                # Whole blocks go to the flusher; the last partial block (the
+                # age chunks that fill a buffer do not end on a block) moves
+                # to the start of the next buffer, so every write but the
+                # blob's last one is aligned for O_DIRECT.
+                aligned = fill - fill % _ALIGN
+                full, self._buffer = self._buffer, self._flusher.take()
+                self._buffer[: fill - aligned] = full[aligned:fill]
+                self._flusher.submit(full, aligned)
+                fill -= aligned
         self._fill = fill + size
         self._size += size
         return memoryview(self._buffer)[fill : fill + size]
+
+    def _start_direct(self) -> None:
+        """Write the rest of this blob with O_DIRECT, if the file system takes it.
+
+        Called before the flusher starts, when nothing has been written yet.
+        A file system without direct I/O (tmpfs on older kernels, some network
+        file systems) refuses the flag; the blob is then written through the
+        page cache, with early write-back, as before.
+        """
+        if not _DIRECT or self._fd is None:
+            return
+        try:
+            flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
+            fcntl.fcntl(self._fd, fcntl.F_SETFL, flags | _DIRECT)
+        except OSError:
+            return
+        self._direct = True
+        self._writeback = False
+
+    def _end_direct(self) -> None:
+        if self._direct and self._fd is not None:
+            flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
+            fcntl.fcntl(self._fd, fcntl.F_SETFL, flags & ~_DIRECT)
+        self._direct = False
 
     def _store_chunk(self, data: memoryview) -> None:
         """Hash and write ``data``, then maybe start write-back (one thread at a time)."""
@@ -236,10 +288,22 @@ class _FileBlobWriter(io.RawIOBase):
             raise BlobStoreError("blob writer is closed")
         self._hash.update(data)
         size = len(data)
+        if self._direct:
+            # Only the blob's last chunk may end off a block: its whole blocks
+            # go direct, and the tail through the page cache.
+            aligned = size - size % _ALIGN
+            while aligned:
+                written = os.write(self._fd, data[:aligned])
+                data, aligned = data[written:], aligned - written
+                if written % _ALIGN:  # a short write off a block: no more direct
+                    break
+            if data:
+                self._end_direct()
         while data:
             data = data[os.write(self._fd, data) :]
         self._written += size
-        if _fadvise is not None and self._written - self._written_back >= _WRITEBACK_BYTES:
+        if (self._writeback and _fadvise is not None
+                and self._written - self._written_back >= _WRITEBACK_BYTES):
             self._start_writeback()
 
     def _start_writeback(self) -> None:
@@ -325,8 +389,8 @@ class _Flusher:
 
     def __init__(self, store: Callable[[memoryview], None]) -> None:
         self._store = store
-        self._queue: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
-        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Buffer, int] | None] = queue.SimpleQueue()
+        self._free: queue.SimpleQueue[Buffer] = queue.SimpleQueue()
         self._allocated = 1  # the buffer the writer filled first
         self._error: BaseException | None = None
         self._cancelled = False
@@ -347,12 +411,12 @@ class _Flusher:
         if self._error is not None:
             raise self._error
 
-    def submit(self, buffer: bytearray, size: int) -> None:
+    def submit(self, buffer: Buffer, size: int) -> None:
         """Queue ``buffer[:size]``; the buffer belongs to the flusher from now on."""
         self._raise()
         self._queue.put((buffer, size))
 
-    def take(self) -> bytearray:
+    def take(self) -> Buffer:
         """An empty buffer: a stored one, a new one, or the next one stored."""
         try:
             return self._free.get_nowait()
@@ -360,7 +424,7 @@ class _Flusher:
             pass
         if self._allocated < _BUFFERS:
             self._allocated += 1
-            return bytearray(_BUFFER_BYTES)
+            return _aligned_buffer()
         return self._free.get()
 
     def close(self) -> None:

@@ -139,6 +139,107 @@ def test_a_large_blob_goes_through_the_flusher_and_reserve_intact(tmp_path: Path
     assert hashlib.sha256(store.path(ref.sha256).read_bytes()).hexdigest() == ref.sha256
 
 
+def _write_blob(store: FilesystemBlobStore, size: int) -> tuple[str, str]:
+    """Write ``size`` random bytes in age-sized chunks; (our digest, published digest)."""
+    writer = store.writer()
+    digest = hashlib.sha256()
+    left = size
+    while left:
+        chunk = os.urandom(min(left, 65536 + 16))
+        writer.reserve(len(chunk))[:] = chunk
+        digest.update(chunk)
+        left -= len(chunk)
+    return digest.hexdigest(), writer.publish().sha256
+
+
+def _recording_writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, int, int]]:
+    """Record (O_DIRECT set, file offset, length) of every os.write the blob store makes."""
+    writes: list[tuple[bool, int, int]] = []
+    real_write = os.write
+
+    def write(fd: int, data: object) -> int:
+        direct = bool(blobstore.fcntl.fcntl(fd, blobstore.fcntl.F_GETFL) & blobstore._DIRECT)
+        offset = os.lseek(fd, 0, os.SEEK_CUR)
+        written = real_write(fd, data)  # type: ignore[arg-type]
+        writes.append((direct, offset, written))
+        return written
+
+    monkeypatch.setattr(blobstore.os, "write", write)
+    return writes
+
+
+needs_direct = pytest.mark.skipif(not blobstore._DIRECT, reason="no O_DIRECT on this platform")
+
+
+@needs_direct
+@pytest.mark.parametrize("size", [(1 << 20) + 1, 3 * (1 << 20) + 4095, 5 * (1 << 20),
+                                  5 * (1 << 20) + 4097])
+def test_a_large_blob_is_written_direct_in_whole_blocks_and_its_tail_buffered(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    probe = tmp_path / "probe"
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | blobstore._DIRECT)
+    os.close(fd)  # raises here if this file system refuses O_DIRECT
+    probe.unlink()
+    writes = _recording_writes(monkeypatch)
+    expected, published = _write_blob(store, size)
+    assert published == expected
+    assert hashlib.sha256(store.path(published).read_bytes()).hexdigest() == expected
+    assert sum(length for _, _, length in writes) == size
+    direct = [(offset, length) for is_direct, offset, length in writes if is_direct]
+    buffered = [(offset, length) for is_direct, offset, length in writes if not is_direct]
+    # Every direct write starts and ends on a block; only the tail after the
+    # last whole block goes through the page cache, as the blob's last write.
+    assert direct and all(offset % 4096 == 0 and length % 4096 == 0 for offset, length in direct)
+    assert sum(length for _, length in direct) == size - size % 4096
+    assert buffered == ([(size - size % 4096, size % 4096)] if size % 4096 else [])
+
+
+@needs_direct
+def test_a_short_direct_write_falls_back_to_the_page_cache_intact(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    real_write = os.write
+    calls = 0
+
+    def short_once(fd: int, data: memoryview) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # the second direct write stops mid-block
+            fcntl, flags = blobstore.fcntl, blobstore.fcntl.fcntl(fd, blobstore.fcntl.F_GETFL)
+            assert flags & blobstore._DIRECT
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~blobstore._DIRECT)
+            written = real_write(fd, data[:1000])
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+            return written
+        return real_write(fd, data)
+
+    monkeypatch.setattr(blobstore.os, "write", short_once)
+    expected, published = _write_blob(store, 4 * (1 << 20) + 123)
+    assert calls > 3  # the rest of the blob was written after the short write
+    assert published == expected
+    assert hashlib.sha256(store.path(published).read_bytes()).hexdigest() == expected
+
+
+def test_without_direct_io_a_large_blob_goes_through_the_page_cache_intact(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file system that refuses O_DIRECT (tmpfs on older kernels): buffered writes."""
+    store = FilesystemBlobStore(tmp_path)
+    real_fcntl = blobstore.fcntl.fcntl
+
+    def refuse_direct(fd: int, cmd: int, arg: int = 0) -> int:
+        if cmd == blobstore.fcntl.F_SETFL and blobstore._DIRECT and arg & blobstore._DIRECT:
+            raise OSError(22, "Invalid argument")
+        return real_fcntl(fd, cmd, arg)
+
+    monkeypatch.setattr(blobstore.fcntl, "fcntl", refuse_direct)
+    writes = _recording_writes(monkeypatch)
+    expected, published = _write_blob(store, 3 * (1 << 20) + 777)
+    assert published == expected
+    assert hashlib.sha256(store.path(published).read_bytes()).hexdigest() == expected
+    assert writes and not any(is_direct for is_direct, _, _ in writes)
+
+
 def test_a_write_error_in_the_flusher_reaches_the_writer(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     store = FilesystemBlobStore(tmp_path)
