@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     max_attachments: Annotated[int, Field(ge=0)] = Field(
         64, description="most attachments in one statement (413 beyond)"
     )
+    upload_idle_seconds: Annotated[float, Field(gt=0)] = Field(
+        60.0, description="a client silent this long in mid-body is dropped (large uploads)"
+    )
     log_json: bool = Field(True, description="JSON log lines (False: readable console lines)")
     log_level: str = Field("info", description="debug, info, warning or error")
     openapi_docs: bool = Field(True, description="serve /docs and /openapi.json")

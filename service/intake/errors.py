@@ -30,6 +30,13 @@ class MalformedBodyError(IntakeError):
     title = "The request body is not well-formed multipart/form-data"
 
 
+class UploadAbortedError(IntakeError):
+    """The client left (or fell silent) before the end of the body: nothing was stored."""
+
+    slug = "upload-aborted"
+    title = "The upload ended before the request was complete"
+
+
 class UnsupportedMediaError(IntakeError):
     status = 415
     slug = "unsupported-media-type"

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import anyio
 import structlog
@@ -30,10 +31,13 @@ from ..models.types import new_id
 from . import records
 from .blobstore import FilesystemBlobStore
 from .committer import committer_for
-from .errors import MalformedBodyError, TooLargeError, UnsupportedMediaError
+from .errors import MalformedBodyError, TooLargeError, UnsupportedMediaError, UploadAbortedError
 from .multipart import MultipartError, StreamingFormParser, boundary_from_content_type
 from .routing import SealPlan, plan_seal
 from .submission import Limits, Submission
+
+if TYPE_CHECKING:
+    from ..http_protocol import SocketBody
 
 log = structlog.get_logger("evidence_intake.service.intake")
 
@@ -42,6 +46,22 @@ QUEUED_BATCHES = 2
 # A body declared at most this long is read whole on the event loop, then
 # parsed, sealed and committed in one worker-thread call (a small statement).
 SMALL_BODY_BYTES = 1 << 20
+# The ASGI scope extension under which ``intake serve``'s HTTP protocol offers
+# a :class:`~evidence_intake.service.http_protocol.SocketBody`.
+SOCKET_BODY = "evidence_intake.socket_body"
+# Large bodies read straight from the socket each hold a worker thread for the
+# whole upload (a stalled client until the server's idle timeout), so at most
+# this many run at once per process; others wait for a turn. Uploads never
+# take every thread that authentication and small statements need.
+SOCKET_READERS = 8
+_socket_readers: anyio.CapacityLimiter | None = None
+
+
+def _socket_limiter() -> anyio.CapacityLimiter:
+    global _socket_readers
+    if _socket_readers is None:  # made on first use, inside the running event loop
+        _socket_readers = anyio.CapacityLimiter(SOCKET_READERS)
+    return _socket_readers
 
 
 @dataclass(frozen=True)
@@ -92,8 +112,14 @@ async def receive_statement(
     store: FilesystemBlobStore,
     database: Database,
     caller: Caller,
+    socket_body: SocketBody | None = None,
 ) -> Receipt:
-    """Parse, seal and commit one statement; raise an :class:`IntakeError` on refusal."""
+    """Parse, seal and commit one statement; raise an :class:`IntakeError` on refusal.
+
+    ``socket_body``, offered by ``intake serve``'s HTTP protocol, lets a large
+    body with a ``Content-Length`` be read from the socket by the parsing
+    thread itself instead of through ``body``.
+    """
     try:
         boundary = boundary_from_content_type(content_type)
     except MultipartError as err:
@@ -142,7 +168,9 @@ async def receive_statement(
                 return finish_and_commit()
 
             return await anyio.to_thread.run_sync(parse_and_commit)
-        await _pump(body, feed, limits.max_request_bytes)
+        if not (declared is not None and socket_body is not None
+                and await _take_from_socket(socket_body, feed, limits.idle_seconds)):
+            await _pump(body, feed, limits.max_request_bytes)
         return await anyio.to_thread.run_sync(finish_and_commit)
     except BaseException as err:
         # Shielded: a cancelled request (client gone) must still clean up.
@@ -152,6 +180,40 @@ async def receive_statement(
                  reason=getattr(err, "slug", type(err).__name__),
                  after_commit_attempt=submission.commit_attempted)
         raise
+
+
+async def _take_from_socket(socket_body: SocketBody, feed: Callable[[bytes], None],
+                            idle_seconds: float) -> bool:
+    """Read and feed the whole body in one worker-thread call; False if the server cannot.
+
+    The declared length was checked against the limit by the caller, and
+    exactly that many bytes are read. Whatever happens, the connection goes
+    back to the event loop before the response is sent.
+    """
+    async with _socket_limiter():
+        if not socket_body.take_over(idle_seconds):
+            return False
+        try:
+            await anyio.to_thread.run_sync(_read_socket, socket_body, feed)
+        finally:
+            socket_body.release()
+    return True
+
+
+def _read_socket(socket_body: SocketBody, feed: Callable[[bytes], None]) -> None:
+    """Feed the parser the body's parsed chunks, then the rest as it comes off the socket."""
+    for data in socket_body.prefix:
+        feed(data)
+    socket_body.prefix = []
+    while socket_body.remaining:
+        try:
+            data = socket_body.recv()
+        except TimeoutError:
+            raise UploadAbortedError("the client stopped sending in mid-body; nothing was "
+                                     "stored") from None
+        except OSError:  # ConnectionError included: reset, or closed before the end
+            raise UploadAbortedError("the client disconnected; nothing was stored") from None
+        feed(data)
 
 
 async def _read_whole(body: AsyncIterator[bytes], declared: int) -> list[bytes]:

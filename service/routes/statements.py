@@ -21,11 +21,11 @@ from ...schemas.statements import Receipt, StatementSummary, Withdrawal
 from ..auth.principal import Principal
 from ..auth.rules import require
 from ..deps import DbSession, JsonBody, SettingsDep
-from ..errors import BadRequestError
 from ..intake import records
 from ..intake.blobstore import FilesystemBlobStore
+from ..intake.errors import UploadAbortedError
 from ..intake.submission import Limits
-from ..intake.upload import Caller, receive_statement
+from ..intake.upload import SOCKET_BODY, Caller, receive_statement
 from ..models.accounts import Role
 from ..settings import Settings
 
@@ -56,10 +56,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 router = APIRouter(prefix="/api/v1/statements", tags=["statements"], lifespan=_lifespan)
-
-
-class UploadAbortedError(BadRequestError):
-    slug, title = "upload-aborted", "The upload ended before the request was complete"
 
 
 _MULTIPART_DOC: dict[str, Any] = {
@@ -93,6 +89,7 @@ def _limits(settings: Settings) -> Limits:
         max_attachment_bytes=settings.max_attachment_bytes,
         max_attachments=settings.max_attachments,
         max_record_bytes=settings.max_json_bytes,
+        idle_seconds=settings.upload_idle_seconds,
     )
 
 
@@ -129,6 +126,7 @@ async def submit_statement(request: Request, principal: CounsellorPrincipal,
         store=blob_store(settings),
         database=request.app.state.database,
         caller=_caller(principal),
+        socket_body=request.scope.get("extensions", {}).get(SOCKET_BODY),
     )
 
 
