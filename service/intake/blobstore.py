@@ -46,10 +46,12 @@ _HEX = frozenset("0123456789abcdef")
 # (without waiting) and drops clean ones: ciphertext is not read back soon.
 _WRITEBACK_BYTES = 8 << 20
 _fadvise = getattr(os, "posix_fadvise", None)
-# Ciphertext is hashed and written in buffers of this size, by a thread of
-# the blob's own once the blob outgrows one; at most _BUFFERS per blob.
+# Ciphertext is hashed and written in buffers of this size, by two threads of
+# the blob's own (one hashes, one writes) once the blob outgrows one buffer;
+# at most _BUFFERS per blob. Six, not four: with the write stage waiting for
+# the disk, four left the encrypting thread waiting for a free buffer.
 _BUFFER_BYTES = 1 << 20
-_BUFFERS = 4
+_BUFFERS = 6
 # Once a blob has a flusher, its file is written with O_DIRECT where the file
 # system allows it: the ciphertext goes from the flusher's buffer to the disk
 # without a copy into the page cache (which cost about a third of a second of
@@ -179,8 +181,8 @@ class _FileBlobWriter(io.RawIOBase):
     """Hashes and counts what it writes into a temporary file beside the final blobs.
 
     Writes are gathered into buffers of :data:`_BUFFER_BYTES`. Once a blob
-    fills one, it gets a flusher thread of its own, which hashes and writes
-    the full buffers (both release the GIL) while the caller goes on
+    fills one, it gets a flusher of its own, two threads that hash and then
+    write the full buffers (both release the GIL) while the caller goes on
     encrypting into the next one; at most :data:`_BUFFERS` buffers exist per
     blob, so memory stays bounded and a slow disk slows the upload down
     instead. A blob smaller than one buffer (the statement record, most
@@ -244,7 +246,7 @@ class _FileBlobWriter(io.RawIOBase):
             if fill + size > _BUFFER_BYTES:
                 if self._flusher is None:
                     self._start_direct()
-                    self._flusher = _Flusher(self._store_chunk)
+                    self._flusher = _Flusher(self._hash_chunk, self._write_chunk)
                 # Whole blocks go to the flusher; the last partial block (the
                 # age chunks that fill a buffer do not end on a block) moves
                 # to the start of the next buffer, so every write but the
@@ -283,10 +285,17 @@ class _FileBlobWriter(io.RawIOBase):
         self._direct = False
 
     def _store_chunk(self, data: memoryview) -> None:
-        """Hash and write ``data``, then maybe start write-back (one thread at a time)."""
+        """Hash and write ``data`` (a blob that never had a flusher)."""
+        self._hash_chunk(data)
+        self._write_chunk(data)
+
+    def _hash_chunk(self, data: memoryview) -> None:
+        self._hash.update(data)
+
+    def _write_chunk(self, data: memoryview) -> None:
+        """Write ``data``, then maybe start write-back (one thread at a time)."""
         if self._fd is None:
             raise BlobStoreError("blob writer is closed")
-        self._hash.update(data)
         size = len(data)
         if self._direct:
             # Only the blob's last chunk may end off a block: its whole blocks
@@ -378,34 +387,48 @@ class _FileBlobWriter(io.RawIOBase):
 
 
 class _Flusher:
-    """A thread that passes queued buffers to ``store``, in order, and recycles them.
+    """Threads that pass queued buffers through ``stages``, in order, and recycle them.
 
+    Each stage runs on a thread of its own and hands each buffer on to the
+    next: the blob writer's stages are hashing and writing, so the hash of
+    one buffer overlaps the (direct, hence blocking) write of the one before.
     At most :data:`_BUFFERS` buffers exist, so :meth:`take` blocks while all
-    the others wait to be stored (back pressure). An error in ``store`` is
-    raised by the next :meth:`submit` or by :meth:`close`; what was queued
-    after it is dropped. :meth:`cancel` drops everything queued and waits for
-    the thread, so nothing touches the file once it returns.
+    the others are in the pipeline (back pressure). An error in a stage is
+    raised by the next :meth:`submit` or by :meth:`close`; no stage works on
+    anything after it. :meth:`cancel` drops everything queued and waits for
+    the threads, so nothing touches the file once it returns.
     """
 
-    def __init__(self, store: Callable[[memoryview], None]) -> None:
-        self._store = store
-        self._queue: queue.SimpleQueue[tuple[Buffer, int] | None] = queue.SimpleQueue()
+    def __init__(self, *stages: Callable[[memoryview], None]) -> None:
+        self._inboxes: list[queue.SimpleQueue[tuple[Buffer, int] | None]] = [
+            queue.SimpleQueue() for _ in stages]
         self._free: queue.SimpleQueue[Buffer] = queue.SimpleQueue()
         self._allocated = 1  # the buffer the writer filled first
         self._error: BaseException | None = None
         self._cancelled = False
-        self._thread = threading.Thread(target=self._run, name="blob-flusher", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, args=(index, stage), name="blob-flusher",
+                             daemon=True)
+            for index, stage in enumerate(stages)]
+        for thread in self._threads:
+            thread.start()
 
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
+    def _run(self, index: int, stage: Callable[[memoryview], None]) -> None:
+        inbox = self._inboxes[index]
+        following = self._inboxes[index + 1] if index + 1 < len(self._inboxes) else None
+        while (item := inbox.get()) is not None:
             buffer, size = item
             if self._error is None and not self._cancelled:
                 try:
-                    self._store(memoryview(buffer)[:size])
+                    stage(memoryview(buffer)[:size])
                 except BaseException as err:  # raised again in the writer's thread
                     self._error = err
-            self._free.put(buffer)
+            if following is not None:
+                following.put(item)
+            else:
+                self._free.put(buffer)
+        if following is not None:
+            following.put(None)
 
     def _raise(self) -> None:
         if self._error is not None:
@@ -414,7 +437,7 @@ class _Flusher:
     def submit(self, buffer: Buffer, size: int) -> None:
         """Queue ``buffer[:size]``; the buffer belongs to the flusher from now on."""
         self._raise()
-        self._queue.put((buffer, size))
+        self._inboxes[0].put((buffer, size))
 
     def take(self) -> Buffer:
         """An empty buffer: a stored one, a new one, or the next one stored."""
@@ -428,15 +451,17 @@ class _Flusher:
         return self._free.get()
 
     def close(self) -> None:
-        """Wait until everything queued is stored; raise the thread's error if any."""
-        self._queue.put(None)
-        self._thread.join()
+        """Wait until everything queued is stored; raise a stage's error if any."""
+        self._inboxes[0].put(None)
+        for thread in self._threads:
+            thread.join()
         self._raise()
 
     def cancel(self) -> None:
         self._cancelled = True
-        self._queue.put(None)
-        self._thread.join()
+        self._inboxes[0].put(None)
+        for thread in self._threads:
+            thread.join()
 
 
 class FilesystemBlobStore:

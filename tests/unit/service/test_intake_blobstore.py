@@ -265,7 +265,7 @@ def test_abort_stops_the_flusher_and_leaves_nothing(tmp_path: Path) -> None:
     flusher = writer._flusher
     assert flusher is not None
     writer.abort()
-    assert not flusher._thread.is_alive()
+    assert flusher._threads and not any(thread.is_alive() for thread in flusher._threads)
     assert os.listdir(tmp_path) == []
     with pytest.raises(BlobStoreError):
         writer.write(b"more")
