@@ -68,7 +68,7 @@ Buffer = bytearray | mmap.mmap
 
 
 def _aligned_buffer() -> mmap.mmap:
-    """A zeroed, page-aligned buffer of :data:`_BUFFER_BYTES` (private, never on disk)."""
+    """A zeroed, page-aligned buffer of :data:`_BUFFER_BYTES` (anonymous memory, no file)."""
     return mmap.mmap(-1, _BUFFER_BYTES)
 
 
@@ -252,6 +252,11 @@ class _FileBlobWriter(io.RawIOBase):
                 # to the start of the next buffer, so every write but the
                 # blob's last one is aligned for O_DIRECT.
                 aligned = fill - fill % _ALIGN
+                if fill - aligned + size > _BUFFER_BYTES:
+                    # No room for the partial block beside this reservation:
+                    # the buffer goes whole, and the blob's writes end off a
+                    # block from here on (the rest goes through the page cache).
+                    aligned = fill
                 full, self._buffer = self._buffer, self._flusher.take()
                 self._buffer[: fill - aligned] = full[aligned:fill]
                 self._flusher.submit(full, aligned)

@@ -240,6 +240,25 @@ def test_without_direct_io_a_large_blob_goes_through_the_page_cache_intact(
     assert writes and not any(is_direct for is_direct, _, _ in writes)
 
 
+def test_reservations_up_to_a_whole_buffer_fit_after_any_partial_block(
+        tmp_path: Path) -> None:
+    """A full buffer's partial last block moves to the next one, unless the reservation
+    leaves it no room: then the buffer goes whole and the rest is written buffered."""
+    store = FilesystemBlobStore(tmp_path)
+    writer = store.writer()
+    digest = hashlib.sha256()
+    largest = blobstore._BUFFER_BYTES
+    for size in (4095, largest - 4095, 1, largest, 4097, largest - 1, largest, 100, 3):
+        chunk = os.urandom(size)
+        writer.reserve(size)[:] = chunk  # a view of the wrong size would raise here
+        digest.update(chunk)
+    with pytest.raises(ValueError, match="reserve at most"):
+        writer.reserve(largest + 1)
+    ref = writer.publish()
+    assert ref.sha256 == digest.hexdigest()
+    assert hashlib.sha256(store.path(ref.sha256).read_bytes()).hexdigest() == ref.sha256
+
+
 def test_a_write_error_in_the_flusher_reaches_the_writer(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     store = FilesystemBlobStore(tmp_path)
