@@ -16,11 +16,12 @@ A large body can also bypass the event loop altogether. A request with a
 :meth:`SocketBody.take_over` before it receives anything gets the chunks
 already parsed and then reads the rest of the body straight from the socket,
 in a worker thread (:meth:`SocketBody.recv`), while the event loop stops
-reading that connection. The intake's upload path uses it: one kernel copy
-per byte instead of three, no event-loop work per chunk and no thread hop per
-MiB (docs/intake.md, "Throughput"). :meth:`SocketBody.release` hands the
-connection back: after a whole body it reads the next request with a fresh
-parser (keep-alive); after a partial one it closes once the response is sent.
+reading that connection. The intake's upload path uses it: each byte is
+copied once (by the kernel) instead of three times, with no event-loop work
+per chunk and no thread hop per MiB (docs/intake.md, "Throughput").
+:meth:`SocketBody.release` hands the connection back: after a whole body it
+reads the next request with a fresh parser (keep-alive); after a partial one
+it closes once the response is sent.
 
 Used by ``intake serve`` when httptools is installed (the ``server`` extra);
 with h11 uvicorn runs unchanged.
