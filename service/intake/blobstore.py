@@ -48,8 +48,8 @@ _WRITEBACK_BYTES = 8 << 20
 _fadvise = getattr(os, "posix_fadvise", None)
 # Ciphertext is hashed and written in buffers of this size, by two threads of
 # the blob's own (one hashes, one writes) once the blob outgrows one buffer;
-# at most _BUFFERS per blob. Six, not four: with the write stage waiting for
-# the disk, four left the encrypting thread waiting for a free buffer.
+# at most _BUFFERS per blob (six measured a little faster than four once the
+# write stage waits for the disk; docs/intake.md, "Throughput").
 _BUFFER_BYTES = 1 << 20
 _BUFFERS = 6
 # Once a blob has a flusher, its file is written with O_DIRECT where the file
