@@ -70,6 +70,12 @@ def open_record(api: Api, digest: str, identity: Any) -> dict[str, Any]:
     return doc
 
 
+def asgi_headers(api: Api, body: bytes, ctype: str, role: str = "counsellor") -> dict[str, str]:
+    """The headers :func:`call_submit` sends: the role's credentials and the body's framing."""
+    return {**api.auth(role), "content-type": ctype, "content-length": str(len(body)),
+            "host": "testserver"}
+
+
 def call_submit(app: Any, headers: dict[str, str], chunks: list[bytes], *,
                 disconnect: bool = False) -> list[dict[str, Any]]:
     """``POST /api/v1/statements`` straight through the ASGI app; the messages it sent.

@@ -15,7 +15,7 @@ import pytest
 from intake_api_support import Api
 from intake_samples import multipart, record, record_bytes, stored_files
 from sqlalchemy import text
-from statements_support import call_submit, make_bodies
+from statements_support import asgi_headers, call_submit, make_bodies
 
 
 def _counts(api: Api) -> tuple[int, int]:
@@ -35,8 +35,7 @@ def test_disconnect_mid_attachment_leaves_nothing(api: Api, tmp_path: Path) -> N
     ])
     cut = len(body) - (3 << 20)  # the first attachment is complete, the second is not
     chunks = [body[i:i + 65536] for i in range(0, cut, 65536)]
-    headers = {**api.auth("counsellor"), "content-type": ctype,
-               "content-length": str(len(body)), "host": "testserver"}
+    headers = asgi_headers(api, body, ctype)
     before = api.audit_actions(), _counts(api)
 
     call_submit(api.client.app, headers, chunks, disconnect=True)
@@ -53,8 +52,7 @@ def test_a_complete_upload_through_the_same_path_is_stored(api: Api) -> None:
         ("record", None, "application/json", record_bytes(record([bodies.un]))),
         ("text", None, "text/plain", b"statement"),
     ])
-    headers = {**api.auth("counsellor"), "content-type": ctype,
-               "content-length": str(len(body)), "host": "testserver"}
+    headers = asgi_headers(api, body, ctype)
     chunks = [body[i:i + 65536] for i in range(0, len(body), 65536)]
 
     sent = call_submit(api.client.app, headers, chunks, disconnect=False)
@@ -87,8 +85,7 @@ def test_a_failure_after_the_audit_append_rolls_back_statement_and_entry(
         ("text", None, "text/plain", b"statement"),
         ("attachment", "one.bin", "application/octet-stream", os.urandom(10_000)),
     ])
-    headers = {**api.auth("counsellor"), "content-type": ctype,
-               "content-length": str(len(body)), "host": "testserver"}
+    headers = asgi_headers(api, body, ctype)
     before = api.audit_actions(), _counts(api)
 
     sent = call_submit(api.client.app, headers, [body], disconnect=False)

@@ -22,7 +22,7 @@ from evidence_intake.service.intake.committer import committer_for
 from intake_api_support import Api, fresh_postgres_database
 from intake_samples import multipart, record, record_bytes
 from sqlalchemy import text
-from statements_support import call_submit, make_bodies
+from statements_support import asgi_headers, call_submit, make_bodies
 
 STATEMENTS = 6
 
@@ -47,8 +47,7 @@ def test_concurrent_statements_share_a_transaction_and_keep_their_own_entries(
         ("record", None, "application/json", record_bytes(record([bodies.un]))),
         ("text", None, "text/plain", b"statement"),
     ])
-    headers = {**api.auth("counsellor"), "content-type": ctype,
-               "content-length": str(len(body)), "host": "testserver"}
+    headers = asgi_headers(api, body, ctype)
     committer = committer_for(api.database)
     real = committer_module.commit_submissions
     batches: list[int] = []
