@@ -15,7 +15,7 @@ A large body can also bypass the event loop altogether. A request with a
 :class:`SocketBody` in ``scope["extensions"][SOCKET_BODY]``. An app that calls
 :meth:`SocketBody.take_over` before it receives anything gets the chunks
 already parsed and then reads the rest of the body straight from the socket,
-in a worker thread (:meth:`SocketBody.recv`), while the event loop stops
+in a worker thread (:meth:`SocketBody.recv_into`), while the event loop stops
 reading that connection. The intake's upload path uses it: each byte is
 copied once (by the kernel) instead of three times, with no event-loop work
 per chunk and no thread hop per MiB (docs/intake.md, "Throughput").
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import socket
 from collections import deque
 from typing import Any, cast
@@ -41,17 +42,14 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 
 from .intake.upload import SOCKET_BODY
 
-# The most one recv() asks for.
-RECV_BYTES = 1 << 20
-
 
 class SocketBody:
     """The rest of one request's body, read from the socket in a worker thread.
 
     Call :meth:`take_over` on the event loop before receiving anything; then
-    :attr:`prefix` holds the body bytes already parsed and :meth:`recv`
-    (blocking, in any one thread) returns the next bytes until
-    :attr:`remaining` is 0. Call :meth:`release` on the event loop once done,
+    :attr:`prefix` holds the body bytes already parsed and :meth:`recv_into`
+    (blocking, in any one thread) reads the next bytes until :attr:`remaining`
+    is 0. Call :meth:`release` on the event loop once done,
     whole body or not, before the response is sent.
     """
 
@@ -60,6 +58,8 @@ class SocketBody:
         self._cycle = cycle
         self._length = length
         self._sock: socket.socket | None = None
+        self._readable = select.poll()
+        self._idle_ms = 0
         self.prefix: list[bytes] = []
         self.remaining = 0
         self.active = False
@@ -67,7 +67,7 @@ class SocketBody:
     def take_over(self, idle_seconds: float) -> bool:
         """Take the body from the connection; False (and nothing changed) if it cannot be.
 
-        :meth:`recv` gives up once the client has sent nothing for
+        :meth:`recv_into` gives up once the client has sent nothing for
         ``idle_seconds``: a stalled client holds a worker thread.
         """
         protocol, cycle = self._protocol, self._cycle
@@ -84,7 +84,10 @@ class SocketBody:
                 cycle.waiting_for_100_continue = False
             protocol.flow.pause_reading()
             self._sock = socket.socket(fileno=os.dup(raw.fileno()))
-            self._sock.settimeout(idle_seconds)
+            self._sock.setblocking(False)  # waits are poll()'s, with the idle timeout
+            self._readable = select.poll()
+            self._readable.register(self._sock, select.POLLIN)
+            self._idle_ms = max(1, round(idle_seconds * 1000))
         self.prefix = list(cycle.chunks)
         cycle.chunks.clear()
         cycle.queued = 0
@@ -93,19 +96,31 @@ class SocketBody:
         self.active = True
         return True
 
-    def recv(self) -> bytes:
-        """The body's next bytes (at most RECV_BYTES); raise ConnectionError if the client left.
+    def recv_into(self, buffer: memoryview, *, wait: bool = True) -> int:
+        """Read the body's next bytes into ``buffer``; raise ConnectionError if the client left.
 
-        Blocks (without the GIL) until bytes arrive; a client silent for the
-        ``idle_seconds`` given to :meth:`take_over` raises TimeoutError.
+        Returns how many, never past the body's end. With ``wait`` it blocks
+        (without the GIL) until bytes arrive, and a client silent for the
+        ``idle_seconds`` given to :meth:`take_over` raises TimeoutError;
+        without, it returns 0 when no bytes are there yet. Bytes already
+        there cost one ``recv`` and no ``poll``.
         """
         if self._sock is None or self.remaining <= 0:
             raise EOFError("no body left to read")
-        data = self._sock.recv(min(self.remaining, RECV_BYTES))
-        if not data:
+        size = min(self.remaining, len(buffer))
+        while True:
+            try:
+                count = self._sock.recv_into(buffer, size)
+                break
+            except BlockingIOError:
+                if not wait:
+                    return 0
+                if not self._readable.poll(self._idle_ms):
+                    raise TimeoutError("the client sent nothing for the idle timeout") from None
+        if not count:
             raise ConnectionError("the client closed the connection before the end of the body")
-        self.remaining -= len(data)
-        return data
+        self.remaining -= count
+        return count
 
     def release(self) -> None:
         """Give the connection back to the event loop (idempotent)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -139,9 +139,16 @@ class StreamingFormParser:
 
     # -- driving --
 
-    def feed(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes | bytearray) -> None:
+        """Parse ``chunk``; sinks get views of it, so it must not change during the call.
+
+        A ``bytearray`` (the upload's reusable receive buffers) is parsed as it
+        is: python-multipart only searches, indexes and slices its input,
+        which bytes and bytearray do alike (tests/unit/service/
+        test_intake_multipart.py feeds both).
+        """
         try:
-            self._parser.write(chunk)
+            self._parser.write(cast(bytes, chunk))
         except MultipartParseError as err:
             raise MultipartError("malformed multipart body") from err
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 from evidence_intake.service.intake import background_hash
-from evidence_intake.service.intake.background_hash import BackgroundSha256
+from evidence_intake.service.intake.background_hash import BackgroundSha256, LendableBuffer
 
 
 def _hasher_threads() -> int:
@@ -91,3 +91,84 @@ def test_an_error_on_the_thread_is_raised_by_hexdigest_and_nothing_blocks() -> N
         ours.update(os.urandom(1000))
     with pytest.raises(OSError, match="hash failed"):
         ours.hexdigest()
+
+
+class _HeldDigest:
+    """A digest whose updates wait until the test sets ``go``: the loans stay out till then."""
+
+    def __init__(self, digest: hashlib._Hash, go: threading.Event) -> None:
+        self._digest = digest
+        self._go = go
+
+    def update(self, data: memoryview) -> None:
+        self._go.wait(5)
+        self._digest.update(data)
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
+def test_a_lendable_buffer_is_queued_without_a_copy_and_given_back_once_hashed() -> None:
+    ours = BackgroundSha256()
+    reference = hashlib.sha256()
+    first = os.urandom(background_hash.INLINE_BYTES)
+    ours.update(first)
+    reference.update(first)
+    buffers = [LendableBuffer(1 << 20) for _ in range(3)]
+    hashed = threading.Event()
+    ours._digest = _HeldDigest(ours._digest, hashed)  # type: ignore[assignment]
+    for index, buffer in enumerate(buffers):
+        buffer[:] = os.urandom(len(buffer))
+        view = memoryview(buffer)[index:]  # a view of the buffer is lent as well
+        ours.update(view)
+        reference.update(view)
+        view.release()
+        assert buffer._loans == 1
+    waiter = threading.Thread(target=buffers[0].wait_until_returned)
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()  # not given back: the owner must not refill it yet
+    hashed.set()
+    waiter.join(5)
+    assert not waiter.is_alive()
+    for buffer in buffers:
+        buffer.wait_until_returned()
+        buffer[:] = bytes(len(buffer))  # refilled once given back: must not matter
+    assert ours.hexdigest() == reference.hexdigest()
+
+
+def test_every_loan_comes_back_after_an_error_or_an_abandoned_hash() -> None:
+    class Failing:
+        def update(self, data: object) -> None:
+            raise OSError("hash failed")
+
+    failing = BackgroundSha256()
+    failing.update(os.urandom(background_hash.INLINE_BYTES))
+    failing._digest = Failing()  # type: ignore[assignment]
+    lent = [LendableBuffer(1000) for _ in range(3 * background_hash.QUEUED_UPDATES)]
+    for buffer in lent:
+        failing.update(buffer)
+    with pytest.raises(OSError, match="hash failed"):
+        failing.hexdigest()
+    abandoned = BackgroundSha256()
+    abandoned.update(os.urandom(background_hash.INLINE_BYTES))
+    dropped = [LendableBuffer(1 << 20) for _ in range(4)]
+    for buffer in dropped:
+        abandoned.update(buffer)
+    del abandoned
+    gc.collect()
+    for buffer in lent + dropped:
+        done = threading.Thread(target=buffer.wait_until_returned)
+        done.start()
+        done.join(5)
+        assert not done.is_alive()
+        assert buffer._loans == 0
+
+
+def test_a_lendable_buffer_in_the_first_mebibyte_is_hashed_at_once() -> None:
+    ours = BackgroundSha256()
+    buffer = LendableBuffer(1000)
+    buffer[:] = os.urandom(1000)
+    ours.update(buffer)
+    assert buffer._loans == 0
+    assert ours.hexdigest() == hashlib.sha256(buffer).hexdigest()

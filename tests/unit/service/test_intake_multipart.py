@@ -40,8 +40,10 @@ class _Collect:
         self.done.append((self.info, bytes(self.data)))
 
 
+@pytest.mark.parametrize("reused_buffer", [False, True], ids=["bytes", "reused-bytearray"])
 @pytest.mark.parametrize("chunk", [1, 7, 4096, 1 << 20])
-def test_parts_arrive_intact_whatever_the_chunk_size(chunk: int) -> None:
+def test_parts_arrive_intact_whatever_the_chunk_size(chunk: int, reused_buffer: bool) -> None:
+    # The upload's socket reader feeds one bytearray, refilled after each feed.
     payload = os.urandom(40_000) + b"\r\n--" + BOUNDARY[:-1]  # boundary-like bytes inside
     body = _body([
         ("record", None, "application/json", b'{"a": 1}'),
@@ -49,8 +51,14 @@ def test_parts_arrive_intact_whatever_the_chunk_size(chunk: int) -> None:
     ])
     done: list[tuple[PartInfo, bytes]] = []
     parser = StreamingFormParser(BOUNDARY, lambda info: _Collect(info, done))
+    buffer = bytearray(chunk)
     for start in range(0, len(body), chunk):
-        parser.feed(body[start:start + chunk])
+        piece = body[start:start + chunk]
+        if reused_buffer and len(piece) == chunk:
+            buffer[:] = piece
+            parser.feed(buffer)
+        else:
+            parser.feed(piece)
     parser.finish()
     assert [(i.name, i.content_type) for i, _ in done] == [
         ("record", "application/json"), ("attachment", "image/jpeg")]
