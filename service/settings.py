@@ -105,7 +105,7 @@ class Settings(BaseSettings):
         64, description="most attachments in one statement (413 beyond)"
     )
     upload_idle_seconds: Annotated[float, Field(gt=0)] = Field(
-        60.0, description="a client silent this long in mid-body is dropped (large uploads)"
+        60.0, description="a client silent this long in mid-body is dropped (any upload)"
     )
     log_json: bool = Field(True, description="JSON log lines (False: readable console lines)")
     log_level: str = Field("info", description="debug, info, warning or error")

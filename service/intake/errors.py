@@ -36,6 +36,11 @@ class UploadAbortedError(IntakeError):
     slug = "upload-aborted"
     title = "The upload ended before the request was complete"
 
+    def headers(self) -> dict[str, str]:
+        # The rest of the body was never read: the connection cannot carry
+        # another request, so it closes once this answer is sent.
+        return {"Connection": "close"}
+
 
 class UnsupportedMediaError(IntakeError):
     status = 415

@@ -61,7 +61,7 @@ class Limits:
     max_attachments: int
     max_record_bytes: int
     max_text_bytes: int = MAX_TEXT_BYTES
-    idle_seconds: float = 60.0  # a body read from the socket: the client's silence allowed
+    idle_seconds: float = 60.0  # the client's silence allowed in mid-body
 
 
 @dataclass

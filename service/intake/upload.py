@@ -161,6 +161,9 @@ async def receive_statement(
         finish()
         return _commit(database, submission, caller)
 
+    # The event loop's reads (a small or a chunked body) give up on a silent
+    # client as the socket path does.
+    body = _until_idle(body, limits.idle_seconds)
     try:
         if declared is not None and declared <= min(SMALL_BODY_BYTES, limits.max_request_bytes):
             chunks = await _read_whole(body, declared)
@@ -252,6 +255,25 @@ def _fill_from_socket(socket_body: SocketBody, buffer: bytearray) -> int:
         except OSError:  # ConnectionError included: reset, or closed before the end
             raise UploadAbortedError("the client disconnected; nothing was stored") from None
     return filled
+
+
+async def _until_idle(body: AsyncIterator[bytes], idle_seconds: float) -> AsyncIterator[bytes]:
+    """``body``'s chunks; UploadAbortedError once the client has sent nothing for ``idle_seconds``.
+
+    Such a client holds no thread here, but it holds its connection, the
+    upload's buffers and its temporary blobs for as long as it stays silent.
+    """
+    chunks = aiter(body)
+    while True:
+        with anyio.move_on_after(idle_seconds) as waiting:
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
+        if waiting.cancelled_caught:
+            raise UploadAbortedError("the client stopped sending in mid-body; nothing was "
+                                     "stored")
+        yield chunk
 
 
 async def _read_whole(body: AsyncIterator[bytes], declared: int) -> list[bytes]:

@@ -81,6 +81,7 @@ class _Responses:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self.sock.settimeout(60)  # a server that never answers fails the test, not hangs it
         self.buffer = b""
         self.headers: dict[str, str] = {}
 
@@ -211,15 +212,20 @@ def test_an_error_in_mid_body_is_answered_then_the_connection_closes(
     assert stored_files(server.data / "blobs") == []
 
 
+@pytest.mark.parametrize(("size", "chunked"), [(4 << 20, False), (500_000, False), (4 << 20, True)],
+                         ids=["from-socket", "read-whole", "chunked"])
 def test_a_client_silent_in_mid_body_is_dropped_after_the_idle_timeout(
-        tmp_path: Path) -> None:
+        tmp_path: Path, size: int, chunked: bool) -> None:
+    """Every way a body is read gives up on a silent client, answers, and closes."""
     identity = X25519Identity.generate()
     with live_node(tmp_path, INTAKE_UPLOAD_IDLE_SECONDS="1") as (server, _env):
         token, body_id = accounts_and_body(server.data, identity)
         server.start()
-        head, body = _request(token, body_id, os.urandom(4 << 20))
+        head, body = _request(token, body_id, os.urandom(size), chunked=chunked)
+        if chunked:
+            body = _chunked(body)
         with socket.create_connection(("127.0.0.1", server.port)) as sock:
-            sock.sendall(head + body[: 2 << 20])
+            sock.sendall(head + body[: len(body) // 2])
             started = time.monotonic()
             responses = _Responses(sock)
             status, problem = responses.next()
