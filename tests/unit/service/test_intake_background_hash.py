@@ -64,12 +64,18 @@ def test_dropping_an_unfinished_hash_stops_its_thread() -> None:
     assert _wait_for_threads(before)
 
 
-def test_a_caller_releasing_its_view_does_not_change_the_digest() -> None:
+def _past_inline() -> tuple[BackgroundSha256, hashlib._Hash]:
+    """A hash fed its first INLINE_BYTES (so later updates may be queued), and the reference."""
     ours = BackgroundSha256()
     reference = hashlib.sha256()
     first = os.urandom(background_hash.INLINE_BYTES)
     ours.update(first)
     reference.update(first)
+    return ours, reference
+
+
+def test_a_caller_releasing_its_view_does_not_change_the_digest() -> None:
+    ours, reference = _past_inline()
     for _ in range(3 * background_hash.QUEUED_UPDATES):
         data = os.urandom(1000)
         view = memoryview(data)
@@ -79,14 +85,21 @@ def test_a_caller_releasing_its_view_does_not_change_the_digest() -> None:
     assert ours.hexdigest() == reference.hexdigest()
 
 
-def test_an_error_on_the_thread_is_raised_by_hexdigest_and_nothing_blocks() -> None:
-    class Failing:
-        def update(self, data: object) -> None:
-            raise OSError("hash failed")
+class _Failing:
+    def update(self, data: object) -> None:
+        raise OSError("hash failed")
 
+
+def _failing_hash() -> BackgroundSha256:
+    """A hash past its inline start whose every later update fails on the thread."""
     ours = BackgroundSha256()
     ours.update(os.urandom(background_hash.INLINE_BYTES))
-    ours._digest = Failing()  # type: ignore[assignment]
+    ours._digest = _Failing()  # type: ignore[assignment]
+    return ours
+
+
+def test_an_error_on_the_thread_is_raised_by_hexdigest_and_nothing_blocks() -> None:
+    ours = _failing_hash()
     for _ in range(3 * background_hash.QUEUED_UPDATES):  # more than the queue holds
         ours.update(os.urandom(1000))
     with pytest.raises(OSError, match="hash failed"):
@@ -109,11 +122,7 @@ class _HeldDigest:
 
 
 def test_a_lendable_buffer_is_queued_without_a_copy_and_given_back_once_hashed() -> None:
-    ours = BackgroundSha256()
-    reference = hashlib.sha256()
-    first = os.urandom(background_hash.INLINE_BYTES)
-    ours.update(first)
-    reference.update(first)
+    ours, reference = _past_inline()
     buffers = [LendableBuffer(1 << 20) for _ in range(3)]
     hashed = threading.Event()
     ours._digest = _HeldDigest(ours._digest, hashed)  # type: ignore[assignment]
@@ -138,13 +147,7 @@ def test_a_lendable_buffer_is_queued_without_a_copy_and_given_back_once_hashed()
 
 
 def test_every_loan_comes_back_after_an_error_or_an_abandoned_hash() -> None:
-    class Failing:
-        def update(self, data: object) -> None:
-            raise OSError("hash failed")
-
-    failing = BackgroundSha256()
-    failing.update(os.urandom(background_hash.INLINE_BYTES))
-    failing._digest = Failing()  # type: ignore[assignment]
+    failing = _failing_hash()
     lent = [LendableBuffer(1000) for _ in range(3 * background_hash.QUEUED_UPDATES)]
     for buffer in lent:
         failing.update(buffer)
