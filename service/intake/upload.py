@@ -60,6 +60,8 @@ SOCKET_READERS = 8
 SOCKET_FEED_BYTES = 4 << 20
 SOCKET_BUFFERS = 3
 _socket_readers: anyio.CapacityLimiter | None = None
+# What a client silent for the idle timeout in mid-body is told, on every path.
+_STALLED = "the client stopped sending in mid-body; nothing was stored"
 
 
 def _socket_limiter() -> anyio.CapacityLimiter:
@@ -250,8 +252,7 @@ def _fill_from_socket(socket_body: SocketBody, buffer: bytearray) -> int:
                     break
                 filled += count
         except TimeoutError:
-            raise UploadAbortedError("the client stopped sending in mid-body; nothing "
-                                     "was stored") from None
+            raise UploadAbortedError(_STALLED) from None
         except OSError:  # ConnectionError included: reset, or closed before the end
             raise UploadAbortedError("the client disconnected; nothing was stored") from None
     return filled
@@ -271,8 +272,7 @@ async def _until_idle(body: AsyncIterator[bytes], idle_seconds: float) -> AsyncI
             except StopAsyncIteration:
                 return
         if waiting.cancelled_caught:
-            raise UploadAbortedError("the client stopped sending in mid-body; nothing was "
-                                     "stored")
+            raise UploadAbortedError(_STALLED)
         yield chunk
 
 
