@@ -6,7 +6,7 @@ import base64
 import hashlib
 
 import pytest
-from conftest import ORIGIN
+from audit_samples import ORIGIN
 from evidence_intake.audit.checkpoint import (
     Checkpoint,
     open_checkpoint,

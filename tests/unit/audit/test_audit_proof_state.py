@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import ORIGIN, T0, fill, write
+from audit_samples import ORIGIN, T0, fill, write
 from evidence_intake.audit import merkle
 from evidence_intake.audit.errors import (
     ForkError,

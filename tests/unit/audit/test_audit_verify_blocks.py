@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ORIGIN, fill, write
+from audit_samples import ORIGIN, fill, write
 from evidence_intake.audit import merkle, verify
 from evidence_intake.audit.entry import Entry
 from evidence_intake.audit.entry_scan import EntryScanner

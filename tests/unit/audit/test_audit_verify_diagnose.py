@@ -15,7 +15,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from conftest import ORIGIN, edit_entry, fill, write
+from audit_samples import ORIGIN, edit_entry, fill, write
 from evidence_intake.audit import verify
 from evidence_intake.audit.entry import GENESIS_PREV, Entry
 from evidence_intake.audit.errors import (

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import ORIGIN, T0, edit_entry, fill, write
+from audit_samples import ORIGIN, T0, edit_entry, fill, write
 from evidence_intake.audit.checkpoint import Checkpoint, sign_checkpoint
 from evidence_intake.audit.errors import (
     CheckpointMismatchError,
