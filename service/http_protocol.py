@@ -58,7 +58,7 @@ class SocketBody:
         self._cycle = cycle
         self._length = length
         self._sock: socket.socket | None = None
-        self._readable = select.poll()
+        self._readable: select.poll | None = None  # made by take_over, with the socket
         self._idle_ms = 0
         self.prefix: list[bytes] = []
         self.remaining = 0
@@ -105,7 +105,8 @@ class SocketBody:
         without, it returns 0 when no bytes are there yet. Bytes already
         there cost one ``recv`` and no ``poll``.
         """
-        if self._sock is None or self.remaining <= 0:
+        readable = self._readable
+        if self._sock is None or readable is None or self.remaining <= 0:
             raise EOFError("no body left to read")
         size = min(self.remaining, len(buffer))
         while True:
@@ -115,7 +116,7 @@ class SocketBody:
             except BlockingIOError:
                 if not wait:
                     return 0
-                if not self._readable.poll(self._idle_ms):
+                if not readable.poll(self._idle_ms):
                     raise TimeoutError("the client sent nothing for the idle timeout") from None
         if not count:
             raise ConnectionError("the client closed the connection before the end of the body")
@@ -127,7 +128,7 @@ class SocketBody:
         if not self.active:
             return
         self.active = False
-        sock, self._sock = self._sock, None
+        sock, self._sock, self._readable = self._sock, None, None
         if sock is None:
             return  # the body had been parsed whole: the parser is where it should be
         sock.close()
