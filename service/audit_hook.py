@@ -8,7 +8,7 @@ back. This module only adapts the call; it never swallows a failure.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Connection
@@ -41,12 +41,16 @@ def record(
                            details=dict(details or {}), also=also)
 
 
-def record_many(session: Session | Connection, pending: list[auditlog.Pending]) -> list[Any]:
+def record_many(session: Session | Connection, pending: list[auditlog.Pending], *,
+                commit: bool = False, before_commit: Callable[[], None] | None = None
+                ) -> list[Any]:
     """Append several entries, in order, in ``session``'s transaction, under one lock.
 
     Each ``Pending`` holds the arguments of :func:`record`; the same rules apply.
+    With ``commit`` the transaction is committed with the entries (see
+    ``auditlog.append_many``).
     """
-    return auditlog.append_many(session, pending)
+    return auditlog.append_many(session, pending, commit=commit, before_commit=before_commit)
 
 
 def trigger_ddl(dialect: str) -> list[str]:

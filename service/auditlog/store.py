@@ -39,7 +39,7 @@ from ...audit.log import format_time
 from ...audit.note import NoteSigner
 from ...audit.proof import TlogProof
 from ...audit.verify import checkpoint_line
-from ..rawsql import Compiled, RawCursor, StatementSet
+from ..rawsql import Compiled, RawCursor, StatementSet, Write
 from .models import HEAD_ID, AuditCheckpoint, AuditEntry, AuditHead, AuditNode, AuditSubject
 
 _EMPTY_HASH = b"\x00" * 32
@@ -87,7 +87,7 @@ class _Statements(StatementSet):
 
 # Writes a caller adds to the append's batch, once the entry is known: on
 # PostgreSQL they travel in the same pipeline as the entry's own writes.
-AlsoWrite = Callable[[Entry, bytes], Sequence[tuple[Compiled, Sequence[Mapping[str, object]]]]]
+AlsoWrite = Callable[[Entry, bytes], Sequence[Write]]
 
 
 def _ensure_head(connection: Connection) -> None:
@@ -146,16 +146,25 @@ def append(session: Session | Connection, *, actor: str, action: str,
 
 
 def append_many(session: Session | Connection, pending: Sequence[Pending], *,
-                now: datetime | None = None) -> list[Entry]:
+                now: datetime | None = None, commit: bool = False,
+                before_commit: Callable[[], None] | None = None) -> list[Entry]:
     """Append several entries, in order, under one lock of the head; see :func:`append`.
 
     The head is locked and read once, the entries are chained in memory, and
     all their writes (and each one's ``also`` writes) go out as one batch.
+
+    With ``commit`` (on a Connection whose transaction the caller began), the
+    transaction is committed with the writes: on PostgreSQL the writes and the
+    COMMIT are one round trip, so the head's lock is released sooner
+    (``RawCursor.write_and_commit``). ``before_commit`` runs right before the
+    COMMIT may reach the database.
     """
     # 1. Build and validate the entries' content before taking the lock.
     time_text = format_time(now or datetime.now(UTC))
     items = [(item, dict(item.subject or {}), dict(item.details or {})) for item in pending]
     if isinstance(session, Session):
+        if commit:
+            raise AuditLogError("append with commit=True takes a Connection, not a Session")
         connection = session.connection()
     elif session.in_transaction():
         connection = session
@@ -170,8 +179,8 @@ def append_many(session: Session | Connection, pending: Sequence[Pending], *,
         size, last_hash, compact = _lock_head(connection, cursor)
         tree = merkle.CompactRange.from_bytes(size, compact)
         entries: list[Entry] = []
-        writes: list[tuple[Compiled, Sequence[Mapping[str, object]]]] = []
-        also_writes: list[tuple[Compiled, Sequence[Mapping[str, object]]]] = []
+        writes: list[Write] = []
+        also_writes: list[Write] = []
         for item, subject_map, details_map in items:
             seq = size + len(entries)
             entry = Entry(seq=seq, time=time_text, actor=item.actor, action=item.action,
@@ -197,14 +206,16 @@ def append_many(session: Session | Connection, pending: Sequence[Pending], *,
             last_hash = entry_hash
         # 4. Write the entries, their subjects, the new subtree hashes, the new
         # head, then the callers' rows that point at the entries.
-        with cursor.batch():
-            for statement, rows in writes:
-                cursor.executemany(statement, rows)
-            cursor.execute(statements.advance_head, {
-                "head_id": HEAD_ID, "new_size": size + len(entries), "new_last_hash": last_hash,
-                "new_compact_range": tree.to_bytes()})
-            for statement, rows in also_writes:
-                cursor.executemany(statement, rows)
+        writes.append((statements.advance_head, [{
+            "head_id": HEAD_ID, "new_size": size + len(entries), "new_last_hash": last_hash,
+            "new_compact_range": tree.to_bytes()}]))
+        writes.extend(also_writes)
+        if commit:
+            cursor.write_and_commit(writes, before_commit)
+        else:
+            with cursor.batch():
+                for statement, rows in writes:
+                    cursor.executemany(statement, rows)
     finally:
         cursor.close()
     return entries

@@ -30,7 +30,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +48,7 @@ from ..models.statements import (
     StatementRecipient,
     StatementStatus,
 )
-from ..rawsql import Compiled, RawCursor, StatementSet
+from ..rawsql import Compiled, RawCursor, StatementSet, Write, still_uncommitted
 from . import records
 from .errors import IntakeError, StatementStateError
 from .submission import SealedSubmission
@@ -160,8 +160,7 @@ def commit_submissions(connection: Connection, jobs: Sequence[CommitJob], *,
     def writes(index: int) -> auditlog.AlsoWrite:
         rows = prepared[index]
 
-        def also(entry: Entry, entry_hash: bytes
-                 ) -> list[tuple[Compiled, Sequence[Mapping[str, object]]]]:
+        def also(entry: Entry, entry_hash: bytes) -> list[Write]:
             # The statement row carries its audit entry's seq and hash, so it
             # is written after the entry, in the same batch (one round trip on
             # PostgreSQL), while the log's head is locked until the commit.
@@ -201,18 +200,21 @@ def commit_submissions(connection: Connection, jobs: Sequence[CommitJob], *,
     if not live:
         connection.rollback()
         return [outcome for outcome in outcomes if outcome is not None]
+    def sending() -> None:
+        for index in live:
+            callback = jobs[index].before_commit
+            if callback is not None:
+                callback()
+        if before_commit is not None:
+            before_commit()
+
+    # The entries, the statements' rows and the COMMIT: on PostgreSQL one
+    # round trip while the log's head is locked.
     entries = audit_hook.record_many(connection, [
         auditlog.Pending(jobs[index].actor, records.ACTION_SEALED,
                          {"statement": jobs[index].sealed.routing.record_id},
                          prepared[index].details, writes(index))
-        for index in live])
-    for index in live:
-        callback = jobs[index].before_commit
-        if callback is not None:
-            callback()
-    if before_commit is not None:
-        before_commit()
-    connection.commit()
+        for index in live], commit=True, before_commit=sending)
     for index, entry in zip(live, entries, strict=True):
         routing = jobs[index].sealed.routing
         audit = AuditRef(seq=entry.seq, entry_hash=hashes[index].hex())
@@ -300,8 +302,17 @@ class GroupCommitter:
                 item.attempted = True
 
         with self._database.write_connection() as connection:
-            outcomes = commit_submissions(connection, [item.job for item in batch],
-                                          before_commit=sending)
+            try:
+                outcomes = commit_submissions(connection, [item.job for item in batch],
+                                              before_commit=sending)
+            except BaseException:
+                # The COMMIT went out with the writes (PostgreSQL), but the
+                # database says a write failed first, so it never ran: the
+                # outcome is known after all, and each statement may be retried.
+                if still_uncommitted(connection):
+                    for item in batch:
+                        item.attempted = False
+                raise
         for item, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 item.error = outcome

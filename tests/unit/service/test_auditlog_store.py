@@ -136,6 +136,24 @@ def test_a_database_error_in_an_append_is_sqlalchemys_and_rolls_back(engine: Eng
             [merkle.leaf_hash(auditlog.entry_bytes(session, seq)) for seq in range(2)]), 2)
 
 
+def test_append_many_can_commit_the_callers_transaction(engine: Engine) -> None:
+    with engine.connect() as connection:
+        connection.begin()
+        sent: list[bool] = []
+        entries = auditlog.append_many(connection, [
+            auditlog.Pending("acct_1", "statement.sealed", {"statement": "st_1"}),
+            auditlog.Pending("acct_1", "statement.sealed", {"statement": "st_2"})],
+            now=T0, commit=True, before_commit=lambda: sent.append(True))
+        assert not connection.in_transaction() and sent == [True]
+    assert [entry.seq for entry in entries] == [0, 1]
+    with Session(engine) as session:
+        assert auditlog.head_size(session) == 2
+        assert auditlog.get_entry(session, 1).prev == entries[0].entry_hash().hex()
+        # A Session commits through the ORM: the append does not commit it.
+        with pytest.raises(auditlog.AuditLogError, match="Connection"):
+            auditlog.append_many(session, [auditlog.Pending("acct_1", "x.y")], commit=True)
+
+
 def test_a_malformed_entry_fails_the_transaction(engine: Engine) -> None:
     with Session(engine) as session, pytest.raises(EntryFormatError):
         auditlog.append(session, actor="acct_1", action="statement.sealed",

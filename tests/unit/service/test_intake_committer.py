@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,14 +19,18 @@ from evidence_intake.service.intake.committer import GroupCommitter
 from evidence_intake.service.intake.errors import StatementStateError
 
 
+class _FakeConnection:
+    dialect = SimpleNamespace(driver="fake")  # still_uncommitted: no driver to ask
+
+
 class _FakeDatabase:
     def __init__(self) -> None:
         self.rolled_back = 0
 
     @contextmanager
-    def write_connection(self) -> Iterator[str]:
+    def write_connection(self) -> Iterator[_FakeConnection]:
         try:
-            yield "connection"
+            yield _FakeConnection()
         except BaseException:
             self.rolled_back += 1
             raise
@@ -128,6 +133,30 @@ def test_an_error_once_the_commit_was_sent_fails_the_whole_batch(
     # The outcome is unknown: no statement is retried (it may have landed).
     assert calls == [2]
     assert all(isinstance(outcome, ConnectionError) for outcome in outcomes.values())
+
+
+def test_a_commit_the_database_says_never_ran_retries_each_statement_alone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # PostgreSQL: the writes and the COMMIT go out together; a failed write
+    # leaves the transaction open and failed, so the COMMIT did not run.
+    batches: list[list[str]] = []
+
+    def fake(connection: Any, jobs: list[Job], *, before_commit: Any) -> list[str]:
+        names = [job.sealed.name for job in jobs]  # type: ignore[attr-defined]
+        batches.append(names)
+        before_commit()
+        if "bad" in names:
+            connection.failed = True
+            raise RuntimeError("a write failed")
+        return names
+
+    monkeypatch.setattr(committer_module, "commit_submissions", fake)
+    monkeypatch.setattr(committer_module, "still_uncommitted",
+                        lambda connection: getattr(connection, "failed", False))
+    outcomes = _run_batch(GroupCommitter(_FakeDatabase()), ["a", "bad", "c"])  # type: ignore[arg-type]
+    assert outcomes["a"] == "a" and outcomes["c"] == "c"
+    assert isinstance(outcomes["bad"], RuntimeError)
+    assert sorted(map(sorted, batches)) == [["a"], ["a", "bad", "c"], ["bad"], ["c"]]
 
 
 def test_one_committer_per_database() -> None:

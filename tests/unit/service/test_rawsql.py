@@ -15,7 +15,7 @@ import pytest
 from evidence_intake.service.db import Database
 from evidence_intake.service.models.recipients import KeyKind
 from evidence_intake.service.models.types import UTCDateTime
-from evidence_intake.service.rawsql import Compiled, RawCursor, StatementSet
+from evidence_intake.service.rawsql import Compiled, RawCursor, StatementSet, still_uncommitted
 from evidence_intake.service.settings import Settings
 from sqlalchemy import (
     Boolean,
@@ -23,9 +23,11 @@ from sqlalchemy import (
     Dialect,
     Enum,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
+    Text,
     bindparam,
     insert,
     select,
@@ -40,6 +42,8 @@ things = Table(
     Column("kind", Enum(KeyKind, native_enum=False, length=32)),
     Column("flag", Boolean),
     Column("name", String(40)),
+    Column("note", Text, nullable=True),
+    Column("data", LargeBinary, nullable=True),
 )
 
 
@@ -47,6 +51,8 @@ class _Things(StatementSet):
     def __init__(self, dialect: Dialect) -> None:
         super().__init__(dialect)
         self.insert = Compiled(insert(things), dialect, ("id", "at", "kind", "flag", "name"))
+        self.insert_all = Compiled(insert(things), dialect,
+                                   ("id", "at", "kind", "flag", "name", "note", "data"))
         self.newest = Compiled(
             select(things.c.id, things.c.at, things.c.kind, things.c.flag, things.c.name)
             .where(things.c.name == bindparam("name")).order_by(things.c.id.desc()).limit(1),
@@ -102,7 +108,85 @@ def test_values_round_trip_through_the_column_types(database: Database) -> None:
             raw = cursor.rows(statements.newest)
         finally:
             cursor.close()
-        general = connection.execute(select(things).where(things.c.name == "c")).one()
+        general = connection.execute(
+            select(things.c.id, things.c.at, things.c.kind, things.c.flag, things.c.name)
+            .where(things.c.name == "c")).one()
         connection.rollback()
     assert raw == [tuple(general)]
     assert raw[0][1] == at and raw[0][1].tzinfo == UTC  # stored and read as UTC
+
+
+# Values that client-side binding must quote exactly: quotes, backslashes,
+# placeholders, statement separators, a COMMIT, Burmese, every byte value.
+_AWKWARD_NOTES = [
+    "it's \\ a 'quoted' \"value\"",
+    "%s %(name)s %% {0}",
+    "x'); DROP TABLE things; COMMIT; --",
+    "\u1019\u103c\u1014\u103a\u1019\u102c \u1005\u102c",  # Burmese (Unicode)
+    "line\nbreak\ttab\r\n",
+    "",
+]
+
+
+def _awkward_rows(first_id: int) -> list[dict[str, object]]:
+    at = datetime(2026, 11, 30, 1, 2, 3, 456789, tzinfo=timezone(timedelta(hours=6, minutes=30)))
+    rows: list[dict[str, object]] = [
+        {"id": first_id + index, "at": at if index % 2 else None,
+         "kind": KeyKind.x25519 if index % 2 else KeyKind.mlkem768x25519,
+         "flag": bool(index % 2), "name": "awkward", "note": note,
+         "data": bytes(range(256)) if index % 2 else b"\x00'\\"}
+        for index, note in enumerate(_AWKWARD_NOTES)]
+    rows.append({"id": first_id + len(rows), "at": None, "kind": KeyKind.x25519,
+                 "flag": None, "name": "awkward", "note": None, "data": None})
+    return rows
+
+
+def test_write_and_commit_stores_every_value_exactly(database: Database) -> None:
+    rows = _awkward_rows(100)
+    called: list[bool] = []
+    with database.write_connection() as connection:
+        connection.begin()
+        statements = _Things.for_dialect(connection.dialect)
+        cursor = RawCursor(connection, statements)
+        try:
+            cursor.write_and_commit([(statements.insert_all, rows[:3]),
+                                     (statements.insert_all, []),  # no rows: no statement
+                                     (statements.insert_all, rows[3:])],
+                                    lambda: called.append(connection.in_transaction()))
+        finally:
+            cursor.close()
+        assert not connection.in_transaction()
+    assert called == [True]
+    with database.read_connection() as reader:
+        stored = reader.execute(select(things).where(things.c.name == "awkward")
+                                .order_by(things.c.id)).all()
+    assert [row._asdict() for row in stored] == rows
+    with database.read_connection() as reader:  # the table is still there
+        assert reader.execute(select(things.c.id).limit(1)).first() is not None
+
+
+def test_a_failed_write_leaves_nothing_committed(database: Database) -> None:
+    rows = _awkward_rows(200)
+    duplicate = {**rows[0], "note": "a second row 200"}
+    called: list[bool] = []
+    with database.write_connection() as connection:
+        connection.begin()
+        statements = _Things.for_dialect(connection.dialect)
+        cursor = RawCursor(connection, statements)
+        try:
+            with pytest.raises(IntegrityError):
+                cursor.write_and_commit([(statements.insert_all, rows[:2]),
+                                         (statements.insert_all, [duplicate]),
+                                         (statements.insert_all, rows[2:])],
+                                        lambda: called.append(True))
+        finally:
+            cursor.close()
+        # PostgreSQL: the COMMIT went out with the writes but never ran, and
+        # the server says so. SQLite: the failure came before the commit, but
+        # the driver cannot vouch for that, so the answer is "unknown".
+        postgres = connection.dialect.name == "postgresql"
+        assert still_uncommitted(connection) is postgres
+        assert called == ([True] if postgres else [])
+        connection.rollback()
+    with database.read_connection() as reader:
+        assert reader.execute(select(things.c.id).where(things.c.id >= 200)).all() == []
