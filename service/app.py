@@ -22,6 +22,7 @@ from .db import Database
 from .errors import install_error_handlers
 from .logging import RequestMiddleware, configure_logging
 from .settings import Settings
+from .threads import apply_thread_limit
 
 # Each module's owner adds one line; order is the order of the OpenAPI listing.
 ROUTER_MODULES = (
@@ -60,6 +61,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        apply_thread_limit(settings.worker_threads)
         yield
         if database is None:
             db.dispose()

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     upload_idle_seconds: Annotated[float, Field(gt=0)] = Field(
         60.0, description="a client silent this long in mid-body is dropped (any upload)"
     )
+    worker_threads: Annotated[int, Field(ge=1, le=256)] = Field(
+        6, description="threads per server process for blocking work (authentication, "
+        "sealing, database); uploads read from the socket and exports have their own"
+    )
     log_json: bool = Field(True, description="JSON log lines (False: readable console lines)")
     log_level: str = Field("info", description="debug, info, warning or error")
     openapi_docs: bool = Field(True, description="serve /docs and /openapi.json")

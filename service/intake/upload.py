@@ -26,6 +26,7 @@ import anyio
 import structlog
 
 from ...schemas.statements import Receipt, StatementInput
+from .. import threads
 from ..db import Database
 from ..models.types import new_id
 from . import records
@@ -50,25 +51,12 @@ SMALL_BODY_BYTES = 1 << 20
 # The ASGI scope extension under which ``intake serve``'s HTTP protocol offers
 # a :class:`~evidence_intake.service.http_protocol.SocketBody`.
 SOCKET_BODY = "evidence_intake.socket_body"
-# Large bodies read straight from the socket each hold a worker thread for the
-# whole upload (a stalled client until the server's idle timeout), so at most
-# this many run at once per process; others wait for a turn. Uploads never
-# take every thread that authentication and small statements need.
-SOCKET_READERS = 8
 # A body read from the socket is received into this many buffers of this size,
 # reused in turn (12 MiB per upload).
 SOCKET_FEED_BYTES = 4 << 20
 SOCKET_BUFFERS = 3
-_socket_readers: anyio.CapacityLimiter | None = None
 # What a client silent for the idle timeout in mid-body is told, on every path.
 _STALLED = "the client stopped sending in mid-body; nothing was stored"
-
-
-def _socket_limiter() -> anyio.CapacityLimiter:
-    global _socket_readers
-    if _socket_readers is None:  # made on first use, inside the running event loop
-        _socket_readers = anyio.CapacityLimiter(SOCKET_READERS)
-    return _socket_readers
 
 
 @dataclass(frozen=True)
@@ -200,11 +188,15 @@ async def _take_from_socket(socket_body: SocketBody, feed: Callable[[bytes | byt
     exactly that many bytes are read. Whatever happens, the connection goes
     back to the event loop before the response is sent.
     """
-    async with _socket_limiter():
+    # Such a read holds its thread for the whole upload: at most
+    # threads.SOCKET_READERS at once per process (others wait for a turn), on
+    # threads of their own, never those authentication and statements need.
+    async with threads.socket_admission():
         if not socket_body.take_over(idle_seconds):
             return False
         try:
-            await anyio.to_thread.run_sync(_read_socket, socket_body, feed)
+            await anyio.to_thread.run_sync(_read_socket, socket_body, feed,
+                                           limiter=threads.socket_threads())
         finally:
             socket_body.release()
     return True

@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from ...audit.proof import TlogProof
-from .. import audit_hook, auditlog
+from .. import audit_hook, auditlog, threads
 from ..auditlog.models import AuditCheckpoint
 from ..auth.principal import Principal
 from ..auth.rules import require
@@ -252,7 +252,7 @@ async def export(principal: AuditorPrincipal, request: Request) -> StreamingResp
     spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by _stream
     try:
         length, encoded = await anyio.to_thread.run_sync(
-            _export_to, request, principal.account_id, spool)
+            _export_to, request, principal.account_id, spool, limiter=threads.long_work())
     except BaseException:
         spool.close()
         raise

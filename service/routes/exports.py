@@ -9,13 +9,16 @@ what it received against the ``export.written`` audit entry.
 from __future__ import annotations
 
 import base64
+import functools
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 from sqlalchemy import select
 
 from ...schemas.exports import ExportRefusal, ExportRequest, ExportResult, ExportSummary
+from .. import threads
 from ..auth.principal import Principal
 from ..auth.rules import require
 from ..deps import DbSession, JsonBody, SettingsDep
@@ -34,8 +37,8 @@ router = APIRouter(prefix="/api/v1/exports", tags=["exports"])
                         409: {"description": "a statement was withdrawn during the export"},
                         422: {"description": "statements refused (reason per statement in "
                                              "`refused`) or nothing to export"}})
-def create(body: ExportRequest, _json: JsonBody, principal: OfficerPrincipal,
-           settings: SettingsDep, request: Request) -> ExportResult:
+async def create(body: ExportRequest, _json: JsonBody, principal: OfficerPrincipal,
+                 settings: SettingsDep, request: Request) -> ExportResult:
     """Create a signed bundle of sealed statements for one receiving body.
 
     Select by `statement_ids` (all or nothing), by `since`/`until` or with
@@ -43,10 +46,12 @@ def create(body: ExportRequest, _json: JsonBody, principal: OfficerPrincipal,
     statements that may not go. The bundle is streamed to disk; download it
     from `download`.
     """
-    outcome = create_export(
-        request.app.state.database.sessions, settings, actor=principal.account_id,
-        body_id=body.body_id, statement_ids=body.statement_ids, since=body.since,
-        until=body.until, new_only=body.new_only)
+    # A bundle can take minutes to write: in the long-work lane (service/threads.py).
+    outcome = await anyio.to_thread.run_sync(functools.partial(
+        create_export, request.app.state.database.sessions, settings,
+        actor=principal.account_id, body_id=body.body_id, statement_ids=body.statement_ids,
+        since=body.since, until=body.until, new_only=body.new_only),
+        limiter=threads.long_work())
     export = outcome.export
     if export.bundle_sha256 is None or export.bundle_size is None:
         raise NotFoundError("the bundle was not written")
