@@ -37,10 +37,9 @@ from ...schemas.statements import (
     RecipientRoute,
     Routing,
     SealedCopy,
-    SealedRecord,
+    SealedInput,
     Sizes,
     StatementInput,
-    StatementRecord,
     StatementText,
 )
 from ..models.recipients import KeyKind
@@ -235,14 +234,10 @@ class Submission:
             raise InvalidStatementError("the consent recording names a missing attachment",
                                         field="record.sealed.consent.recording_attachment")
         forms = unicode_forms(text.decode("utf-8"))
-        sealed = SealedRecord(
-            **record.sealed.model_dump(),
-            statement=StatementText(
-                typed_base64=base64.b64encode(text).decode("ascii"),
-                typed_sha256=hashlib.sha256(text).hexdigest(),
-                unicode=forms.unicode,
-            ),
-            attachments=self._attachments,
+        statement_text = StatementText(
+            typed_base64=base64.b64encode(text).decode("ascii"),
+            typed_sha256=hashlib.sha256(text).hexdigest(),
+            unicode=forms.unicode,
         )
         routing = Routing(
             record_id=self.record_id,
@@ -265,26 +260,13 @@ class Submission:
             priority=record.routing.priority,
             restricted=record.routing.restricted,
         )
-        # The record size is measured on the very bytes that are sealed, and
-        # the size is written into the record. The record is dumped once; its
-        # length with a size of N is the length with 0 plus the extra digits of
-        # N, so the size that describes itself is found by arithmetic, then
-        # checked on the bytes actually encoded.
-        payload = _record_payload(sealed, routing)
-        sizes = payload["routing"]["sizes"]
-        base = len(_encode_payload(payload)) - len(str(sizes["record_bytes"]))
-        size = base + 1
-        while base + len(str(size)) != size:
-            size = base + len(str(size))
-        sizes["record_bytes"] = size
-        document = _encode_payload(payload)
-        if len(document) != size:  # pragma: no cover - the JSON encoding is deterministic
-            raise RuntimeError("the sealed record's size does not describe itself")
+        document, size = _self_sized_document(
+            _record_payload(record.sealed, statement_text, self._attachments, routing))
         routing = routing.model_copy(update={"sizes": routing.sizes.model_copy(
             update={"record_bytes": size})})
         statement = seal_bytes(self.store, self._copies, document, self._pending.append,
                                self._lease)
-        del document, payload, sizes, sealed, forms
+        del document, statement_text, forms
         self._text = None
 
         copies = []
@@ -346,10 +328,50 @@ def _require_type(info: PartInfo, expected: str, name: str) -> None:
             raise UnsupportedMediaError(f"the {name} part must be UTF-8", field=name)
 
 
-def _record_payload(sealed: SealedRecord, routing: Routing) -> dict[str, Any]:
-    record = StatementRecord(schema_=RECORD_SCHEMA, sealed=sealed, routing=routing)
-    payload: dict[str, Any] = record.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return payload
+def _record_payload(sealed: SealedInput, statement: StatementText,
+                    attachments: list[AttachmentMeta], routing: Routing) -> dict[str, Any]:
+    """The sealed record as JSON data, as ``StatementRecord.model_dump`` would give it.
+
+    Built from its parts, each validated already, instead of validating a
+    :class:`StatementRecord` made of them a second time (a test holds the
+    two equal: a decrypted record is exactly its model's dump).
+    """
+    options: dict[str, Any] = {"mode": "json", "by_alias": True, "exclude_none": True}
+    sealed_part = sealed.model_dump(**options)
+    sealed_part["statement"] = statement.model_dump(**options)
+    sealed_part["attachments"] = [meta.model_dump(**options) for meta in attachments]
+    return {"schema": RECORD_SCHEMA, "sealed": sealed_part,
+            "routing": routing.model_dump(**options)}
+
+
+# The record's size field as encoded while it is 0 (JSON escapes the quotes of
+# string values, so only the key itself can match).
+_SIZE_PLACEHOLDER = b'"record_bytes":0'
+
+
+def _self_sized_document(payload: dict[str, Any]) -> tuple[bytes, int]:
+    """The record's JSON bytes with ``routing.sizes.record_bytes`` equal to their own length.
+
+    The size is measured on the very bytes that are sealed. The record is
+    encoded once with a size of 0; with a size of N it is longer by the
+    extra digits of N, so the size that describes itself is found by
+    arithmetic and written in place of the 0, then checked.
+    """
+    sizes = payload["routing"]["sizes"]
+    sizes["record_bytes"] = 0
+    draft = _encode_payload(payload)
+    base = len(draft) - 1
+    size = base + 1
+    while base + len(str(size)) != size:
+        size = base + len(str(size))
+    if draft.count(_SIZE_PLACEHOLDER) == 1:
+        document = draft.replace(_SIZE_PLACEHOLDER, b'"record_bytes":%d' % size)
+    else:  # pragma: no cover - the schema has one such key; encode again if not
+        sizes["record_bytes"] = size
+        document = _encode_payload(payload)
+    if len(document) != size:  # pragma: no cover - the JSON encoding is deterministic
+        raise RuntimeError("the sealed record's size does not describe itself")
+    return document, size
 
 
 def _encode_payload(payload: dict[str, Any]) -> bytes:

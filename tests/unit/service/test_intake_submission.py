@@ -124,8 +124,15 @@ def test_each_key_kind_gets_its_own_copy_and_only_its_bodies_can_open_it(
     for kind, identity, other in (("x25519", keys.un, keys.icc),
                                   ("mlkem768x25519", keys.icc, keys.un)):
         copy = copies[kind]
-        doc = json.loads(_open(store, copy.statement.sha256, identity))
+        plaintext = _open(store, copy.statement.sha256, identity)
+        doc = json.loads(plaintext)
         rec = StatementRecord.model_validate(doc)
+        # The record is built from its validated parts, not as one model:
+        # byte for byte it is still the model's own dump.
+        assert plaintext == json.dumps(rec.model_dump(mode="json", by_alias=True,
+                                                      exclude_none=True),
+                                       ensure_ascii=False, sort_keys=True,
+                                       separators=(",", ":")).encode()
         assert rec.sealed.witness.name == "Witness A"
         assert base64.b64decode(rec.sealed.statement.typed_base64) == ZAWGYI_ARTICLE_1.encode()
         assert rec.sealed.statement.unicode == UNICODE_ARTICLE_1
