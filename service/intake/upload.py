@@ -151,12 +151,9 @@ async def receive_statement(
         finish()
         return _commit(database, submission, caller)
 
-    # The event loop's reads (a small or a chunked body) give up on a silent
-    # client as the socket path does.
-    body = _until_idle(body, limits.idle_seconds)
     try:
         if declared is not None and declared <= min(SMALL_BODY_BYTES, limits.max_request_bytes):
-            chunks = await _read_whole(body, declared)
+            chunks = await _read_whole(body, declared, limits.idle_seconds)
 
             def parse_and_commit() -> Receipt:
                 # One worker-thread hop for the whole small statement: parse,
@@ -168,7 +165,9 @@ async def receive_statement(
             return await anyio.to_thread.run_sync(parse_and_commit)
         if not (declared is not None and socket_body is not None
                 and await _take_from_socket(socket_body, feed, limits.idle_seconds)):
-            await _pump(body, feed, limits.max_request_bytes)
+            # The event loop's reads give up on a silent client as the socket
+            # path does.
+            await _pump(_until_idle(body, limits.idle_seconds), feed, limits.max_request_bytes)
         return await anyio.to_thread.run_sync(finish_and_commit)
     except BaseException as err:
         # Shielded: a cancelled request (client gone) must still clean up.
@@ -268,15 +267,25 @@ async def _until_idle(body: AsyncIterator[bytes], idle_seconds: float) -> AsyncI
         yield chunk
 
 
-async def _read_whole(body: AsyncIterator[bytes], declared: int) -> list[bytes]:
-    """The chunks of a body of ``declared`` bytes, never more (memory stays bounded)."""
+async def _read_whole(body: AsyncIterator[bytes], declared: int,
+                      idle_seconds: float) -> list[bytes]:
+    """The chunks of a body of ``declared`` bytes, never more (memory stays bounded).
+
+    As :func:`_until_idle`, it gives up once the client has sent nothing for
+    ``idle_seconds``, with one cancel scope whose deadline each chunk moves on.
+    """
     chunks: list[bytes] = []
     received = 0
-    async for chunk in body:
-        received += len(chunk)
-        if received > declared:
-            raise MalformedBodyError("the body is longer than its Content-Length")
-        chunks.append(chunk)
+    with anyio.CancelScope() as waiting:
+        waiting.deadline = anyio.current_time() + idle_seconds
+        async for chunk in body:
+            received += len(chunk)
+            if received > declared:
+                raise MalformedBodyError("the body is longer than its Content-Length")
+            chunks.append(chunk)
+            waiting.deadline = anyio.current_time() + idle_seconds
+    if waiting.cancelled_caught:
+        raise UploadAbortedError(_STALLED)
     return chunks
 
 

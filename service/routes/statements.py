@@ -39,6 +39,14 @@ def blob_store(settings: Settings) -> FilesystemBlobStore:
     return FilesystemBlobStore(settings.blob_path)
 
 
+def _app_blob_store(request: Request) -> FilesystemBlobStore:
+    """The app's blob store, made at its first use (making one checks its directory)."""
+    store: FilesystemBlobStore | None = getattr(request.app.state, "blob_store", None)
+    if store is None:
+        store = request.app.state.blob_store = blob_store(request.app.state.settings)
+    return store
+
+
 def gc_grace_seconds(settings: Settings) -> float:
     return float(getattr(settings, "blob_gc_grace_seconds", BLOB_GC_GRACE_SECONDS))
 
@@ -123,7 +131,7 @@ async def submit_statement(request: Request, principal: CounsellorPrincipal,
         content_type=request.headers.get("content-type", ""),
         content_length=request.headers.get("content-length"),
         limits=_limits(settings),
-        store=blob_store(settings),
+        store=_app_blob_store(request),
         database=request.app.state.database,
         caller=_caller(principal),
         socket_body=request.scope.get("extensions", {}).get(SOCKET_BODY),

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 import anyio
 import pytest
 from evidence_intake.schemas.statements import Receipt
-from evidence_intake.service.intake.errors import MalformedBodyError
+from evidence_intake.service.intake.errors import MalformedBodyError, UploadAbortedError
 from evidence_intake.service.intake.upload import SMALL_BODY_BYTES, _read_whole
 from intake_api_support import Api
 from intake_samples import multipart, record, record_bytes
@@ -70,8 +70,23 @@ def test_read_whole_refuses_more_than_the_declared_length() -> None:
         yield b"y" * 10
 
     async def main() -> None:
-        assert await _read_whole(body(), 20) == [b"x" * 10, b"y" * 10]
+        assert await _read_whole(body(), 20, 30) == [b"x" * 10, b"y" * 10]
         with pytest.raises(MalformedBodyError):
-            await _read_whole(body(), 19)
+            await _read_whole(body(), 19, 30)
+
+    anyio.run(main)
+
+
+def test_read_whole_gives_up_on_a_client_silent_between_chunks() -> None:
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(4):  # each chunk in time: the deadline moves on
+            await anyio.sleep(0.1)
+            yield b"x" * 10
+        await anyio.sleep(30)  # then silence
+        yield b"never"
+
+    async def main() -> None:
+        with anyio.fail_after(10), pytest.raises(UploadAbortedError, match="stopped sending"):
+            await _read_whole(body(), 100, 0.3)
 
     anyio.run(main)
