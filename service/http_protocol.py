@@ -23,6 +23,10 @@ per chunk and no thread hop per MiB (docs/intake.md, "Throughput").
 reads the next request with a fresh parser (keep-alive); after a partial one
 it closes once the response is sent.
 
+A response's status line and headers are held until its first body bytes
+and written with them (:class:`_HeldHead`): one write, and for a small
+response one TCP segment, where uvicorn makes two.
+
 Used by ``intake serve`` when httptools is installed (the ``server`` extra);
 with h11 uvicorn runs unchanged.
 """
@@ -145,13 +149,71 @@ class SocketBody:
         protocol.flow.resume_reading()
 
 
+class _HeldHead:
+    """The transport as uvicorn's ``send`` sees it: the response head waits for the body.
+
+    uvicorn writes the status line and headers as soon as the app starts the
+    response, and the body in a second write: two system calls and, on a
+    small response, two TCP segments, each of which wakes the client. Here
+    the head is held until the first body bytes (or the end of the response,
+    or a close) and goes out in the same write. Everything else is the
+    transport's.
+    """
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self.head: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        if self.head is None:
+            self.head = data  # the first write of a response: its head
+            return
+        head, self.head = self.head, b""
+        self._transport.write(head + data if head else data)
+
+    def flush(self) -> None:
+        if self.head:
+            self._transport.write(self.head)
+        self.head = b""
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class _ChunkCycle(RequestResponseCycle):
-    """A request whose body arrives as a queue of the parser's chunks."""
+    """A request whose body arrives as a queue of the parser's chunks.
+
+    Its response head goes out with the first body bytes (:class:`_HeldHead`).
+    """
 
     chunks: deque[bytes]
     queued: int
     body_seen: int  # body bytes the parser has delivered
     receiving: bool  # the app has called receive()
+    held: _HeldHead | None
+
+    async def send(self, message: Any) -> None:
+        held = self.held
+        if held is None:
+            if message["type"] != "http.response.start" or self.response_started:
+                await super().send(message)
+                return
+            held = self.held = _HeldHead(self.transport)
+        real = self.transport
+        self.transport = cast(Any, held)
+        try:
+            await super().send(message)
+        finally:
+            self.transport = real
+        if message["type"] != "http.response.start":
+            # The first body message has gone through: the head went with
+            # its bytes (or goes now, for a response without any).
+            held.flush()
+            self.held = None
 
     async def receive(self) -> Any:
         self.receiving = True
@@ -193,6 +255,7 @@ class ChunkPassingProtocol(HttpToolsProtocol):
             chunked.queued = 0
             chunked.body_seen = 0
             chunked.receiving = False
+            chunked.held = None
             length = self._plain_content_length()
             if length is not None:
                 extensions = cast(dict[str, Any], cycle.scope.setdefault("extensions", {}))
