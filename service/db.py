@@ -31,7 +31,10 @@ PostgreSQL (``postgresql+psycopg://``) is used as is; a connection that sat
 idle in the pool is pinged before use, and a dead one replaced, so several
 workers survive a database restart (see :func:`_ping_idle_connections`).
 The single-SELECT lookups of :meth:`Database.read_connection` run there in
-autocommit (no BEGIN and ROLLBACK round trips); every write is a transaction.
+autocommit (no BEGIN and ROLLBACK round trips), on a pool of their own whose
+connections are made in autocommit (:func:`create_lookup_engine`); every
+write is a transaction. Both pools hold as many connections as the worker
+threads that use them at once, so a steady load opens no new ones.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
+from . import threads
 from .settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -194,7 +198,31 @@ def create_engine_from_settings(settings: Settings) -> Engine:
                                                   "factory": _GatedConnection})
         _configure_sqlite(engine)
         return engine
-    engine = create_engine(url)
+    # Writes: the statement commit (one batch at a time), sessions of the
+    # routes, exports and the checkpoint signer.
+    engine = create_engine(url, pool_size=settings.worker_threads,
+                           max_overflow=threads.LONG_WORK + threads.SOCKET_READERS)
+    _ping_idle_connections(engine)
+    return engine
+
+
+def create_lookup_engine(settings: Settings) -> Engine | None:
+    """PostgreSQL: the engine of :meth:`Database.read_connection`; None on SQLite.
+
+    Its connections are made in autocommit. Taken from the main pool instead,
+    each lookup switched its connection to autocommit at checkout and back at
+    checkin (SQLAlchemy's isolation-level handling, about a twentieth of a
+    small statement's CPU for its two lookups), and the lookups and writes
+    together needed more connections than the pool kept, so connections were
+    opened and closed under a steady load. The credential and key lookups
+    run in the worker threads (at most ``worker_threads``) and in the threads
+    reading large uploads.
+    """
+    url = settings.sqlalchemy_url
+    if url.startswith("sqlite"):
+        return None
+    engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=settings.worker_threads,
+                           max_overflow=threads.SOCKET_READERS)
     _ping_idle_connections(engine)
     return engine
 
@@ -237,7 +265,12 @@ def _ping_idle_connections(engine: Engine) -> None:
 class Database:
     """An engine and its session factory; one per application instance."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, lookup_engine: Engine | None = None) -> None:
+        """``lookup_engine`` (PostgreSQL, in autocommit) serves :meth:`read_connection`.
+
+        Without one, the lookups take ``engine``'s connections, switched to
+        autocommit for the lookup on PostgreSQL.
+        """
         self.engine = engine
         self.sessions = sessionmaker(bind=engine, expire_on_commit=False)
         # Same pool and event hooks; only the begin statement differs (SQLite).
@@ -246,13 +279,18 @@ class Database:
         # PostgreSQL: the lookups of read_connection run in autocommit. Each is
         # one SELECT, atomic on its own, so a BEGIN and a ROLLBACK would only
         # add two round trips to every request's credential and key lookups.
-        self._lookup_engine = (
-            self._read_engine.execution_options(isolation_level="AUTOCOMMIT")
-            if engine.dialect.name == "postgresql" else self._read_engine)
+        self._own_lookup_engine = lookup_engine
+        if lookup_engine is not None:
+            self._lookup_engine = lookup_engine.execution_options(**{_READ_ONLY: True})
+        elif engine.dialect.name == "postgresql":
+            self._lookup_engine = self._read_engine.execution_options(
+                isolation_level="AUTOCOMMIT")
+        else:
+            self._lookup_engine = self._read_engine
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
-        return cls(create_engine_from_settings(settings))
+        return cls(create_engine_from_settings(settings), create_lookup_engine(settings))
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -309,3 +347,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._own_lookup_engine is not None:
+            self._own_lookup_engine.dispose()

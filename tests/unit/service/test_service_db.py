@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -226,6 +227,50 @@ def test_postgresql_a_connection_in_steady_use_fails_once_then_the_pool_recovers
             assert conn.execute(text("SELECT 1")).scalar_one() == 1
     finally:
         database.dispose()
+
+
+def test_postgresql_lookups_have_an_autocommit_pool_of_their_own(
+        own_postgres: str, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from evidence_intake.service import db as db_module
+
+    # More threads than SQLAlchemy's default pool size (5).
+    settings = Settings(database_url=own_postgres, worker_threads=7)
+    database = Database.from_settings(settings)
+    try:
+        lookup_pool = database._lookup_engine.pool
+        assert lookup_pool is not database.engine.pool
+        with database.read_connection() as reader:
+            assert reader.connection.driver_connection.autocommit
+            assert reader.execute(text("SELECT 1")).scalar_one() == 1
+        with database.write_connection() as writer:
+            assert not writer.connection.driver_connection.autocommit
+
+        # As many lookups at once as worker threads, again and again: the
+        # pool keeps its connections (none opened and closed per lookup).
+        together = threading.Barrier(settings.worker_threads)
+
+        def lookup(_: int) -> int:
+            with database.read_connection() as reader:
+                pid = int(reader.execute(text("SELECT pg_backend_pid()")).scalar_one())
+                together.wait(timeout=30)  # every thread holds a connection now
+                return pid
+
+        with ThreadPoolExecutor(settings.worker_threads) as threads:
+            pids = set()
+            for _ in range(20):
+                pids.update(threads.map(lookup, range(settings.worker_threads)))
+        assert len(pids) <= settings.worker_threads
+
+        # A restart cuts these connections too: idle ones are pinged and replaced.
+        _terminate_backends(database, postgres_url)
+        monkeypatch.setattr(db_module, "PING_IDLE_SECONDS", 0.0)
+        with database.read_connection() as reader:
+            assert reader.execute(text("SELECT 1")).scalar_one() == 1
+    finally:
+        database.dispose()
+    assert lookup_pool.checkedin() == 0  # disposed with the database
 
 
 def test_the_write_gate_is_left_when_begin_fails_after_taking_the_lock(tmp_path: Path) -> None:
