@@ -195,7 +195,9 @@ def create_engine_from_settings(settings: Settings) -> Engine:
         if settings.database_url is None:
             settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False,
-                                                  "factory": _GatedConnection})
+                                                  "factory": _GatedConnection},
+                               pool_size=settings.worker_threads,
+                               max_overflow=threads.LONG_WORK + threads.SOCKET_READERS)
         _configure_sqlite(engine)
         return engine
     # Writes: the statement commit (one batch at a time), sessions of the

@@ -273,6 +273,31 @@ def test_postgresql_lookups_have_an_autocommit_pool_of_their_own(
     assert lookup_pool.checkedin() == 0  # disposed with the database
 
 
+def test_sqlite_pool_keeps_a_connection_per_worker_thread(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import event
+
+    settings = Settings(data_dir=tmp_path, worker_threads=7)  # above the default pool (5)
+    database = Database.from_settings(settings)
+    connects: list[object] = []
+    event.listen(database.engine, "connect", lambda *_args: connects.append(1))
+    together = threading.Barrier(settings.worker_threads)
+
+    def lookup(_: int) -> None:
+        with database.read_connection() as reader:
+            reader.execute(text("SELECT 1"))
+            together.wait(timeout=30)  # every thread holds a connection now
+
+    try:
+        with ThreadPoolExecutor(settings.worker_threads) as pool:
+            for _ in range(20):
+                list(pool.map(lookup, range(settings.worker_threads)))
+    finally:
+        database.dispose()
+    assert len(connects) == settings.worker_threads
+
+
 def test_the_write_gate_is_left_when_begin_fails_after_taking_the_lock(tmp_path: Path) -> None:
     import sqlite3
 
