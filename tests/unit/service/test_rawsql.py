@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -20,6 +21,7 @@ from evidence_intake.service.settings import Settings
 from sqlalchemy import (
     Boolean,
     Column,
+    Connection,
     Dialect,
     Enum,
     Integer,
@@ -116,6 +118,19 @@ def test_values_round_trip_through_the_column_types(database: Database) -> None:
     assert raw[0][1] == at and raw[0][1].tzinfo == UTC  # stored and read as UTC
 
 
+@contextmanager
+def _raw_cursor(database: Database) -> Iterator[tuple[Connection, _Things, RawCursor]]:
+    """A write transaction begun, its statements and a raw cursor (closed at the end)."""
+    with database.write_connection() as connection:
+        connection.begin()
+        statements = _Things.for_dialect(connection.dialect)
+        cursor = RawCursor(connection, statements)
+        try:
+            yield connection, statements, cursor
+        finally:
+            cursor.close()
+
+
 # Values that client-side binding must quote exactly: quotes, backslashes,
 # placeholders, statement separators, a COMMIT, Burmese, every byte value.
 _AWKWARD_NOTES = [
@@ -144,17 +159,11 @@ def _awkward_rows(first_id: int) -> list[dict[str, object]]:
 def test_write_and_commit_stores_every_value_exactly(database: Database) -> None:
     rows = _awkward_rows(100)
     called: list[bool] = []
-    with database.write_connection() as connection:
-        connection.begin()
-        statements = _Things.for_dialect(connection.dialect)
-        cursor = RawCursor(connection, statements)
-        try:
-            cursor.write_and_commit([(statements.insert_all, rows[:3]),
-                                     (statements.insert_all, []),  # no rows: no statement
-                                     (statements.insert_all, rows[3:])],
-                                    lambda: called.append(connection.in_transaction()))
-        finally:
-            cursor.close()
+    with _raw_cursor(database) as (connection, statements, cursor):
+        cursor.write_and_commit([(statements.insert_all, rows[:3]),
+                                 (statements.insert_all, []),  # no rows: no statement
+                                 (statements.insert_all, rows[3:])],
+                                lambda: called.append(connection.in_transaction()))
         assert not connection.in_transaction()
     assert called == [True]
     with database.read_connection() as reader:
@@ -169,18 +178,12 @@ def test_a_failed_write_leaves_nothing_committed(database: Database) -> None:
     rows = _awkward_rows(200)
     duplicate = {**rows[0], "note": "a second row 200"}
     called: list[bool] = []
-    with database.write_connection() as connection:
-        connection.begin()
-        statements = _Things.for_dialect(connection.dialect)
-        cursor = RawCursor(connection, statements)
-        try:
-            with pytest.raises(IntegrityError):
-                cursor.write_and_commit([(statements.insert_all, rows[:2]),
-                                         (statements.insert_all, [duplicate]),
-                                         (statements.insert_all, rows[2:])],
-                                        lambda: called.append(True))
-        finally:
-            cursor.close()
+    with _raw_cursor(database) as (connection, statements, cursor):
+        with pytest.raises(IntegrityError):
+            cursor.write_and_commit([(statements.insert_all, rows[:2]),
+                                     (statements.insert_all, [duplicate]),
+                                     (statements.insert_all, rows[2:])],
+                                    lambda: called.append(True))
         # PostgreSQL: the COMMIT went out with the writes but never ran, and
         # the server says so. SQLite: the failure came before the commit, but
         # the driver cannot vouch for that, so the answer is "unknown".
