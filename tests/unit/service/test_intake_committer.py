@@ -98,19 +98,29 @@ def test_a_refused_amendment_fails_alone(monkeypatch: pytest.MonkeyPatch) -> Non
     assert isinstance(outcomes["b"], StatementStateError)
 
 
-def test_an_error_before_the_commit_retries_each_statement_alone(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("commit_sent", [False, True], ids=["before", "never-ran"])
+def test_a_batch_that_did_not_commit_retries_each_statement_alone(
+        monkeypatch: pytest.MonkeyPatch, commit_sent: bool) -> None:
+    # Either the error came before the COMMIT was sent, or (PostgreSQL, where
+    # the writes and the COMMIT go out together) a write failed and the
+    # database says the transaction is still open, so the COMMIT never ran.
     batches: list[list[str]] = []
 
     def fake(connection: Any, jobs: list[Job], *, before_commit: Any) -> list[str]:
         names = [job.sealed.name for job in jobs]  # type: ignore[attr-defined]
         batches.append(names)
+        if commit_sent:
+            before_commit()
         if "bad" in names:
-            raise RuntimeError("a constraint failed")  # before the COMMIT was sent
-        before_commit()
+            connection.failed = commit_sent
+            raise RuntimeError("a constraint failed")
+        if not commit_sent:
+            before_commit()
         return names
 
     monkeypatch.setattr(committer_module, "commit_submissions", fake)
+    monkeypatch.setattr(committer_module, "still_uncommitted",
+                        lambda connection: getattr(connection, "failed", False))
     database = _FakeDatabase()
     outcomes = _run_batch(GroupCommitter(database), ["a", "bad", "c"])  # type: ignore[arg-type]
     assert outcomes["a"] == "a" and outcomes["c"] == "c"
@@ -133,30 +143,6 @@ def test_an_error_once_the_commit_was_sent_fails_the_whole_batch(
     # The outcome is unknown: no statement is retried (it may have landed).
     assert calls == [2]
     assert all(isinstance(outcome, ConnectionError) for outcome in outcomes.values())
-
-
-def test_a_commit_the_database_says_never_ran_retries_each_statement_alone(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    # PostgreSQL: the writes and the COMMIT go out together; a failed write
-    # leaves the transaction open and failed, so the COMMIT did not run.
-    batches: list[list[str]] = []
-
-    def fake(connection: Any, jobs: list[Job], *, before_commit: Any) -> list[str]:
-        names = [job.sealed.name for job in jobs]  # type: ignore[attr-defined]
-        batches.append(names)
-        before_commit()
-        if "bad" in names:
-            connection.failed = True
-            raise RuntimeError("a write failed")
-        return names
-
-    monkeypatch.setattr(committer_module, "commit_submissions", fake)
-    monkeypatch.setattr(committer_module, "still_uncommitted",
-                        lambda connection: getattr(connection, "failed", False))
-    outcomes = _run_batch(GroupCommitter(_FakeDatabase()), ["a", "bad", "c"])  # type: ignore[arg-type]
-    assert outcomes["a"] == "a" and outcomes["c"] == "c"
-    assert isinstance(outcomes["bad"], RuntimeError)
-    assert sorted(map(sorted, batches)) == [["a"], ["a", "bad", "c"], ["bad"], ["c"]]
 
 
 def test_one_committer_per_database() -> None:
