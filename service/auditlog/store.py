@@ -86,7 +86,8 @@ class _Statements(StatementSet):
 
 
 # Writes a caller adds to the append's batch, once the entry is known: on
-# PostgreSQL they travel in the same pipeline as the entry's own writes.
+# PostgreSQL they travel with the entry's own writes (one pipeline, or with
+# commit=True one query that ends in the COMMIT).
 AlsoWrite = Callable[[Entry, bytes], Sequence[Write]]
 
 

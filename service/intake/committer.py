@@ -200,6 +200,7 @@ def commit_submissions(connection: Connection, jobs: Sequence[CommitJob], *,
     if not live:
         connection.rollback()
         return [outcome for outcome in outcomes if outcome is not None]
+
     def sending() -> None:
         for index in live:
             callback = jobs[index].before_commit

@@ -16,6 +16,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from ...schemas.exports import ExportRefusal, ExportRequest, ExportResult, ExportSummary
 from .. import threads
@@ -26,6 +27,7 @@ from ..errors import NotFoundError
 from ..exports.service import bundle_path, create_export
 from ..models.accounts import Role
 from ..models.exports import Export, ExportStatus
+from ..settings import Settings
 
 OfficerPrincipal = Annotated[Principal, Depends(require(Role.export_officer))]
 
@@ -47,11 +49,17 @@ async def create(body: ExportRequest, _json: JsonBody, principal: OfficerPrincip
     from `download`.
     """
     # A bundle can take minutes to write: in the long-work lane (service/threads.py).
-    outcome = await anyio.to_thread.run_sync(functools.partial(
-        create_export, request.app.state.database.sessions, settings,
-        actor=principal.account_id, body_id=body.body_id, statement_ids=body.statement_ids,
-        since=body.since, until=body.until, new_only=body.new_only),
+    return await anyio.to_thread.run_sync(functools.partial(
+        _create, body, request.app.state.database.sessions, settings, principal.account_id),
         limiter=threads.long_work())
+
+
+def _create(body: ExportRequest, sessions: sessionmaker[Session], settings: Settings,
+            actor: str) -> ExportResult:
+    outcome = create_export(
+        sessions, settings, actor=actor, body_id=body.body_id,
+        statement_ids=body.statement_ids, since=body.since, until=body.until,
+        new_only=body.new_only)
     export = outcome.export
     if export.bundle_sha256 is None or export.bundle_size is None:
         raise NotFoundError("the bundle was not written")
