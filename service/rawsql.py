@@ -184,6 +184,11 @@ class RawCursor:
         a failed one it runs none of the rest, the COMMIT included, and the
         transaction stays open and failed. Elsewhere: the writes one by one,
         then ``Connection.commit()``.
+
+        The values are in the query text, so PostgreSQL's own log shows them
+        where it logs a failed statement (``log_min_error_statement``): use it
+        for rows that hold nothing secret (the statement commit writes ids,
+        digests, sizes and routing metadata, all stored in clear anyway).
         """
         if self.statements.dialect.driver != "psycopg":
             for statement, rows in writes:
@@ -210,7 +215,7 @@ class RawCursor:
         try:
             # No parameters: psycopg sends the text as a simple query, which
             # may hold several statements; never prepared (it differs each time).
-            raw.execute(text, prepare=False)
+            raw.execute(text, prepare=False).close()
         except self.statements.dbapi_error as err:
             self._fail(err, "writes and COMMIT", None)
         # The server has committed: this only ends SQLAlchemy's transaction
