@@ -47,7 +47,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -194,10 +194,13 @@ def create_engine_from_settings(settings: Settings) -> Engine:
     if url.startswith("sqlite"):
         if settings.database_url is None:
             settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # A database file: a pool of connections. In memory (``sqlite://``, as
+        # for the OpenAPI document) SQLAlchemy keeps one per thread instead.
+        pooling = ({} if make_url(url).database in (None, "", ":memory:") else
+                   {"pool_size": settings.worker_threads,
+                    "max_overflow": threads.LONG_WORK + threads.SOCKET_READERS})
         engine = create_engine(url, connect_args={"check_same_thread": False,
-                                                  "factory": _GatedConnection},
-                               pool_size=settings.worker_threads,
-                               max_overflow=threads.LONG_WORK + threads.SOCKET_READERS)
+                                                  "factory": _GatedConnection}, **pooling)
         _configure_sqlite(engine)
         return engine
     # Writes: the statement commit (one batch at a time), sessions of the

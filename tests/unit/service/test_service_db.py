@@ -298,6 +298,16 @@ def test_sqlite_pool_keeps_a_connection_per_worker_thread(tmp_path: Path) -> Non
     assert len(connects) == settings.worker_threads
 
 
+def test_an_in_memory_sqlite_database_needs_no_pool_size() -> None:
+    # `intake openapi` builds the app on sqlite:// (one connection per thread).
+    database = Database.from_settings(Settings(database_url="sqlite://"))
+    try:
+        with database.read_connection() as reader:
+            assert reader.execute(text("SELECT 1")).scalar_one() == 1
+    finally:
+        database.dispose()
+
+
 def test_the_write_gate_is_left_when_begin_fails_after_taking_the_lock(tmp_path: Path) -> None:
     import sqlite3
 
