@@ -211,8 +211,10 @@ class _ChunkCycle(RequestResponseCycle):
             self.transport = real
         if message["type"] != "http.response.start":
             # The first body message has gone through: the head went with
-            # its bytes (or goes now, for a response without any).
-            held.flush()
+            # its bytes (or goes now, for a response without any; not to a
+            # client that has gone).
+            if not self.disconnected:
+                held.flush()
             self.held = None
 
     async def receive(self) -> Any:

@@ -45,10 +45,13 @@ class _Transport(asyncio.Transport):
         pass
 
 
-def _serve(app: Any, request: bytes) -> list[tuple[str, bytes]]:
+def _serve(app: Any, request: bytes, served: dict[str, Any] | None = None
+           ) -> list[tuple[str, bytes]]:
     async def main() -> list[tuple[str, bytes]]:
         config = Config(app=app, lifespan="off", log_level="warning", proxy_headers=False)
         protocol = ChunkPassingProtocol(config, ServerState(), app_state={})
+        if served is not None:
+            served["protocol"] = protocol
         transport = _Transport()
         protocol.connection_made(transport)
         protocol.data_received(request)
@@ -112,3 +115,17 @@ def test_a_chunked_response_keeps_its_framing() -> None:
     assert b"transfer-encoding: chunked\r\n" in joined
     assert joined.endswith(b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
     assert _writes(events)[0].endswith(b"\r\n\r\n3\r\nabc\r\n")
+
+
+def test_nothing_is_written_to_a_client_gone_before_the_body() -> None:
+    served: dict[str, Any] = {}
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"2")]})
+        served["protocol"].connection_lost(None)  # the client hangs up
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    events = _serve(app, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", served)
+    assert _writes(events) == []
