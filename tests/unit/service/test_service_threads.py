@@ -63,9 +63,11 @@ def test_socket_reads_have_threads_of_their_own() -> None:
             group.start_soon(read)
             await anyio.to_thread.run_sync(body.reading.wait, 30,
                                            limiter=anyio.CapacityLimiter(1))
-            # The reader blocks in its thread; the default thread is still free.
-            assert await anyio.to_thread.run_sync(lambda: "default pool answers") \
-                == "default pool answers"
+            # The reader blocks in its thread; the default thread is still free
+            # (were it taken, this would wait for ever: the timeout fails it).
+            with anyio.fail_after(10):
+                assert await anyio.to_thread.run_sync(lambda: "default pool answers") \
+                    == "default pool answers"
             assert threads.socket_admission().borrowed_tokens == 1
             body.arrive.set()
         assert body.released
